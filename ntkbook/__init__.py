@@ -1,0 +1,40 @@
+"""ntkbook: infinite-width kernels and finite-width experiments for the NTK lecture notes.
+
+Modules follow the notes (see ``book/intro.md`` for the map):
+
+- :mod:`ntkbook.activations` — σ, σ̇ and closed-form Gaussian expectations;
+- :mod:`ntkbook.limits` — Σ^(l), Σ̇^(l), Θ∞^(l) for every layer;
+- :mod:`ntkbook.networks` — the MLP of Fig. 1 (NTK and standard parametrisation);
+- :mod:`ntkbook.empirical` — the empirical NTK of a finite network;
+- :mod:`ntkbook.training` — gradient descent / flow and the linearised model;
+- :mod:`ntkbook.regression` — closed-form kernel regression and GP inference;
+- :mod:`ntkbook.montecarlo` — ensembles over initialisations and rate fits;
+- :mod:`ntkbook.data` — small datasets made in code;
+- :mod:`ntkbook.plotting` — the book's figures.
+"""
+
+from . import (
+    activations,
+    data,
+    empirical,
+    limits,
+    montecarlo,
+    networks,
+    plotting,
+    regression,
+    training,
+)
+from ._version import __version__
+
+__all__ = [
+    "__version__",
+    "activations",
+    "data",
+    "empirical",
+    "limits",
+    "montecarlo",
+    "networks",
+    "plotting",
+    "regression",
+    "training",
+]

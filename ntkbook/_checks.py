@@ -1,0 +1,88 @@
+"""Input validation shared by every module: clear ``ValueError``s that name the argument.
+
+Checks on values (finiteness) run only on concrete arrays; inside ``jit`` they are skipped, so
+public functions validate before they enter compiled code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x: object) -> bool:
+    """True when ``x`` holds values (not a JAX tracer inside jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def finite(name: str, x: jax.Array | np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete ``x`` has NaN or inf entries."""
+    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"{name}: contains NaN or inf")
+
+
+def matrix(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
+    """Return ``x`` as a 2-D float array (N, n_features), checking shape and finiteness.
+
+    Args:
+        name: the argument's name, for the error message.
+        x: array-like of shape (N, d); a 1-D array is *not* silently promoted.
+        n_features: the required second dimension, if fixed.
+    """
+    arr = jnp.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (N, n_0), got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name}: expected {n_features} features (second dimension), got shape {arr.shape}"
+        )
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    finite(name, arr)
+    return arr
+
+
+def positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int ≥ ``minimum`` or raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def widths(value: Sequence[int]) -> tuple[int, ...]:
+    """Validate layer widths (n_0, …, n_L): at least two entries, each an integer ≥ 1."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ValueError(f"widths: expected a sequence (n_0, ..., n_L), got {value!r}") from None
+    if len(items) < 2:
+        raise ValueError(f"widths: need at least (n_0, n_L) — depth >= 1 — got {items}")
+    return tuple(positive_int(f"widths[{i}]", w) for i, w in enumerate(items))
+
+
+def nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as a float ≥ 0 (finite) or raise ``ValueError`` naming ``name``."""
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name}: must be finite and >= 0, got {value!r}")
+    return v
+
+
+def positive(name: str, value: float) -> float:
+    """Return ``value`` as a float > 0 (finite) or raise ``ValueError`` naming ``name``."""
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
+    return v
+
+
+def choice(name: str, value: str, options: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``options``, else raise ``ValueError`` naming ``name``."""
+    if value not in options:
+        raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")
+    return value

@@ -1,0 +1,193 @@
+r"""The fully-connected network of the notes' Fig. 1 (notes §1, §2.2).
+
+A network with L affine layers (L − 1 hidden layers) and widths (n_0, …, n_L):
+
+.. math::
+
+    \alpha^{(0)} = x, \qquad
+    \tilde\alpha^{(l+1)} = \tfrac{\sigma_w}{\sqrt{n_l}} W^{(l)\top} \alpha^{(l)} + \beta b^{(l)}, \qquad
+    \alpha^{(l)} = \sigma(\tilde\alpha^{(l)}), \qquad f = \tilde\alpha^{(L)},
+
+with W^{(l)}_{ij}, b^{(l)}_j ~ N(0, 1) (the *NTK parametrisation*, ``"ntk"``). The *standard*
+parametrisation (``"standard"``) draws W ~ N(0, σ_w²/n_l), b ~ N(0, β²) and computes
+α̃^{(l+1)} = W^{(l)⊤} α^{(l)} + b^{(l)}: the same distribution of functions at initialisation, a
+different NTK (notes §2.2).
+
+``W^{(l)}`` has shape (n_l, n_{l+1}) — index i runs over layer l, j over layer l + 1, as in the
+notes' ∂_t W^{(L)}_{ij} — and inputs are rows: ``x`` has shape (N, n_0).
+
+Example:
+    >>> import jax
+    >>> net = mlp((3, 512, 1), activation="relu")
+    >>> params = init(jax.random.key(0), net)
+    >>> apply(net, params, jax.numpy.ones((4, 3))).shape
+    (4, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+from .activations import Activation, get
+
+Array = jax.Array
+Parametrisation = Literal["ntk", "standard"]
+PARAMETRISATIONS: tuple[str, ...] = ("ntk", "standard")
+
+
+class Dense(NamedTuple):
+    """Parameters of one affine layer l: ``W`` (n_l, n_{l+1}) and ``b`` (n_{l+1},)."""
+
+    W: Array
+    b: Array
+
+
+Params = tuple[Dense, ...]
+
+
+class Layers(NamedTuple):
+    """Every hidden quantity of a forward pass.
+
+    Attributes:
+        pre: (α̃^(1), …, α̃^(L)), each (N, n_l); the last one is the output f.
+        post: (α^(0) = x, α^(1), …, α^(L−1)), each (N, n_l): the inputs of each affine layer.
+    """
+
+    pre: tuple[Array, ...]
+    post: tuple[Array, ...]
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Architecture of the notes' network: hashable, so it can be a static argument of ``jit``.
+
+    Build it with :func:`mlp`, which validates every field.
+    """
+
+    widths: tuple[int, ...]
+    activation: Activation
+    beta: float = 0.0
+    parametrisation: Parametrisation = "ntk"
+    sigma_w: float = 1.0
+
+    @property
+    def depth(self) -> int:
+        """L, the number of affine layers."""
+        return len(self.widths) - 1
+
+
+def mlp(
+    widths: Sequence[int],
+    *,
+    activation: str | Callable[[Array], Array] | Activation = "relu",
+    beta: float = 0.0,
+    parametrisation: Parametrisation = "ntk",
+    sigma_w: float = 1.0,
+) -> MLP:
+    """Describe an MLP with widths (n_0, …, n_L).
+
+    Args:
+        widths: (n_0, …, n_L); L = len(widths) − 1 ≥ 1 affine layers.
+        activation: a name known to :func:`ntkbook.activations.get`, a JAX function, or an
+            :class:`~ntkbook.activations.Activation`.
+        beta: β ≥ 0, the bias scale.
+        parametrisation: ``"ntk"`` or ``"standard"``.
+        sigma_w: σ_w > 0, the weight scale (1 in the notes; √2 is He initialisation for ReLU).
+
+    Raises:
+        ValueError: naming the offending argument.
+    """
+    return MLP(
+        widths=_checks.widths(widths),
+        activation=get(activation),
+        beta=_checks.nonnegative("beta", beta),
+        parametrisation=_checks.choice("parametrisation", parametrisation, PARAMETRISATIONS),  # type: ignore[arg-type]
+        sigma_w=_checks.positive("sigma_w", sigma_w),
+    )
+
+
+def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
+    """Draw parameters at initialisation.
+
+    NTK parametrisation: W^{(l)}_{ij}, b^{(l)}_j ~ N(0, 1). Standard: W ~ N(0, σ_w²/n_l),
+    b ~ N(0, β²).
+
+    Args:
+        key: a ``jax.random`` key; the same key gives bitwise the same parameters.
+        net: the architecture, from :func:`mlp`.
+        dtype: float dtype of the parameters.
+
+    Returns:
+        A tuple of :class:`Dense`, one per affine layer l = 0 … L − 1.
+    """
+    keys = jax.random.split(key, net.depth)
+    params = []
+    for k, n_in, n_out in zip(keys, net.widths[:-1], net.widths[1:], strict=True):
+        kw, kb = jax.random.split(k)
+        W = jax.random.normal(kw, (n_in, n_out), dtype)
+        b = jax.random.normal(kb, (n_out,), dtype)
+        if net.parametrisation == "standard":
+            W = W * (net.sigma_w / jnp.sqrt(jnp.asarray(n_in, dtype)))
+            b = b * net.beta
+        params.append(Dense(W, b))
+    return tuple(params)
+
+
+def affine(net: MLP, layer: Dense, a: Array) -> Array:
+    """One affine map α^{(l)} ↦ α̃^{(l+1)} in the network's parametrisation."""
+    if net.parametrisation == "standard":
+        return a @ layer.W + layer.b
+    n_in = layer.W.shape[0]
+    scale = net.sigma_w / jnp.sqrt(jnp.asarray(n_in, a.dtype))
+    return scale * (a @ layer.W) + net.beta * layer.b
+
+
+def forward(net: MLP, params: Params, x: Array) -> Layers:
+    """The forward pass, keeping every α̃^{(l)} and α^{(l)} (no input validation: jit-safe)."""
+    post = [x]
+    pre = []
+    for l, layer in enumerate(params):
+        z = affine(net, layer, post[-1])
+        pre.append(z)
+        if l < net.depth - 1:
+            post.append(net.activation.sigma(z))
+    return Layers(tuple(pre), tuple(post))
+
+
+def check_params(net: MLP, params: Params) -> None:
+    """Raise ``ValueError`` naming ``params`` if its shapes do not match ``net.widths``."""
+    if len(params) != net.depth:
+        raise ValueError(f"params: expected {net.depth} layers for widths {net.widths}, got {len(params)}")
+    for l, layer in enumerate(params):
+        want = (net.widths[l], net.widths[l + 1])
+        if tuple(layer.W.shape) != want or tuple(layer.b.shape) != want[1:]:
+            raise ValueError(
+                f"params[{l}]: expected W {want} and b {want[1:]}, got W {tuple(layer.W.shape)} "
+                f"and b {tuple(layer.b.shape)}"
+            )
+
+
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: bool = False
+) -> Array | tuple[Array, Layers]:
+    """Evaluate f(x) = α̃^{(L)}(x), validating the inputs.
+
+    Args:
+        net: the architecture.
+        params: parameters from :func:`init` (or trained ones).
+        x: inputs, shape (N, n_0), finite.
+        return_layers: also return :class:`Layers` with every α̃^{(l)}, α^{(l)}.
+
+    Returns:
+        f of shape (N, n_L), or ``(f, layers)``.
+    """
+    check_params(net, params)
+    x = _checks.matrix("x", x, n_features=net.widths[0])
+    layers = forward(net, params, x)
+    return (layers.pre[-1], layers) if return_layers else layers.pre[-1]
