@@ -81,6 +81,17 @@ def positive(name: str, value: float) -> float:
     return v
 
 
+def key(name: str, value: object) -> jax.Array:
+    """Return ``value`` if it is a ``jax.random`` key (typed, or legacy uint32 (2,)), else raise."""
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        if value.shape != ():
+            raise ValueError(f"{name}: expected one key, got a key array of shape {value.shape}")
+        return value
+    if isinstance(value, jax.Array) and value.dtype == jnp.uint32 and value.shape == (2,):
+        return value
+    raise ValueError(f"{name}: expected a jax.random key (jax.random.key(seed)), got {value!r}")
+
+
 def choice(name: str, value: str, options: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``options``, else raise ``ValueError`` naming ``name``."""
     if value not in options:

@@ -1,1 +1,199 @@
-"""(being written) — see ../shared/design.md."""
+r"""Small datasets made in code, with explicit ``jax.random`` keys (used by every chapter).
+
+Inputs are rows: every function returns ``x`` of shape (N, n_0), the layout of
+:func:`ntkbook.networks.apply`. The same key gives bitwise the same data.
+
+- :func:`circle` — a deterministic grid of N angles γ_i on the unit circle, x_i = (cos γ_i, sin γ_i)
+  (the inputs of Jacot et al.'s figures);
+- :func:`sphere` — N points uniform on the unit sphere S^{n_0 − 1} ⊂ ℝ^{n_0};
+- :func:`interval` — a deterministic grid on [low, high] as an (N, 1) input matrix;
+- :func:`regression` — a toy regression problem y = f*(x) + noise · ε on [−1, 1]^{n_0}.
+
+Example:
+    >>> import jax
+    >>> circle(8).shape
+    (8, 2)
+    >>> sphere(jax.random.key(0), 5, 3).shape
+    (5, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+
+Array = jax.Array
+
+
+class Dataset(NamedTuple):
+    """A regression dataset.
+
+    Attributes:
+        x: inputs, (N, n_0).
+        y: noisy targets y = f*(x) + noise · ε, (N, 1).
+        y_clean: the noiseless targets f*(x), (N, 1).
+    """
+
+    x: Array
+    y: Array
+    y_clean: Array
+
+
+def _float_dtype(dtype: jnp.dtype | None) -> jnp.dtype:
+    """The requested float dtype, or JAX's default float (float64 when x64 is enabled)."""
+    if dtype is None:
+        return jnp.result_type(float)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype: expected a floating dtype, got {dtype!r}")
+    return jnp.dtype(dtype)
+
+
+def circle_angles(n_angles: int, *, dtype: jnp.dtype | None = None) -> Array:
+    r"""The angles :math:`\gamma_i = 2\pi i / N`, i = 0 … N − 1, of :func:`circle`.
+
+    Args:
+        n_angles: N ≥ 1.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        γ of shape (N,), in [0, 2π).
+    """
+    n = _checks.positive_int("n_angles", n_angles)
+    return 2.0 * jnp.pi * jnp.arange(n, dtype=_float_dtype(dtype)) / n
+
+
+def circle(n_angles: int, *, dtype: jnp.dtype | None = None) -> Array:
+    r"""A deterministic grid of N points on the unit circle.
+
+    .. math::
+
+        x_i = (\cos\gamma_i, \sin\gamma_i), \qquad \gamma_i = 2\pi i / N .
+
+    Args:
+        n_angles: N ≥ 1.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        x of shape (N, 2), every row of norm 1; row i is at angle :func:`circle_angles`\ [i].
+
+    Example:
+        >>> circle(4).round(6).tolist()
+        [[1.0, 0.0], [0.0, 1.0], [-1.0, -0.0], [-0.0, -1.0]]
+    """
+    gamma = circle_angles(n_angles, dtype=dtype)
+    return jnp.stack([jnp.cos(gamma), jnp.sin(gamma)], axis=1)
+
+
+def sphere(key: Array, n: int, dim: int, *, dtype: jnp.dtype | None = None) -> Array:
+    r"""N points drawn uniformly on the unit sphere :math:`S^{d-1} \subset \mathbb{R}^d`.
+
+    .. math::
+
+        x_i = z_i / \lVert z_i \rVert, \qquad z_i \sim \mathcal N(0, I_d) \text{ i.i.d.}
+
+    (the Gaussian is rotation invariant, so x_i is uniform on the sphere).
+
+    Args:
+        key: a ``jax.random`` key.
+        n: number of points N ≥ 1.
+        dim: ambient dimension d = n_0 ≥ 1 (d = 1 gives ±1).
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        x of shape (N, d) with ‖x_i‖ = 1.
+    """
+    key = _checks.key("key", key)
+    n = _checks.positive_int("n", n)
+    dim = _checks.positive_int("dim", dim)
+    z = jax.random.normal(key, (n, dim), _float_dtype(dtype))
+    return z / jnp.linalg.norm(z, axis=1, keepdims=True)
+
+
+def interval(
+    n: int, *, low: float = -1.0, high: float = 1.0, dtype: jnp.dtype | None = None
+) -> Array:
+    """A deterministic grid of N equally spaced points on [low, high], as inputs (N, 1).
+
+    Args:
+        n: number of points N ≥ 2.
+        low, high: the end points, low < high (both included).
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        x of shape (N, 1).
+    """
+    n = _checks.positive_int("n", n, minimum=2)
+    if not float(low) < float(high):
+        raise ValueError(f"high: must be > low, got low={low!r}, high={high!r}")
+    return jnp.linspace(low, high, n, dtype=_float_dtype(dtype))[:, None]
+
+
+def smooth_target(x: Array) -> Array:
+    r"""The default regression target, smooth and of order one on [−1, 1]^{n_0}:
+
+    .. math::
+
+        f^*(x) = \frac{1}{\sqrt{n_0}} \sum_{j=1}^{n_0} \sin(\pi x_j).
+
+    Args:
+        x: inputs (N, n_0).
+
+    Returns:
+        f*(x) of shape (N, 1).
+    """
+    return jnp.sum(jnp.sin(jnp.pi * x), axis=1, keepdims=True) / jnp.sqrt(x.shape[1])
+
+
+def regression(
+    key: Array,
+    n: int,
+    *,
+    dim: int = 1,
+    noise: float = 0.1,
+    target: Callable[[Array], Array] = smooth_target,
+    dtype: jnp.dtype | None = None,
+) -> Dataset:
+    r"""A toy regression problem: uniform inputs on [−1, 1]^{n_0}, a smooth target plus noise.
+
+    .. math::
+
+        x_i \sim \mathcal U([-1, 1]^{n_0}), \qquad y_i = f^*(x_i) + \text{noise}\cdot\varepsilon_i,
+        \qquad \varepsilon_i \sim \mathcal N(0, 1).
+
+    Args:
+        key: a ``jax.random`` key (split into one key for x and one for ε).
+        n: number of samples N ≥ 1.
+        dim: input dimension n_0 ≥ 1 (1 or 2 for pictures).
+        noise: the noise standard deviation, ≥ 0.
+        target: f*, mapping (N, n_0) to (N, 1); default :func:`smooth_target`.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        :class:`Dataset` ``(x, y, y_clean)``.
+
+    Example:
+        >>> import jax
+        >>> ds = regression(jax.random.key(0), 20, dim=2)
+        >>> ds.x.shape, ds.y.shape
+        ((20, 2), (20, 1))
+    """
+    key = _checks.key("key", key)
+    n = _checks.positive_int("n", n)
+    dim = _checks.positive_int("dim", dim)
+    noise = _checks.nonnegative("noise", noise)
+    if not callable(target):
+        raise ValueError(f"target: expected a function of x (N, n_0), got {target!r}")
+    dt = _float_dtype(dtype)
+    kx, ke = jax.random.split(key)
+    x = jax.random.uniform(kx, (n, dim), dt, minval=-1.0, maxval=1.0)
+    y_clean = jnp.asarray(target(x), dt)
+    if y_clean.shape != (n, 1):
+        raise ValueError(f"target: must return shape ({n}, 1) for x of shape {x.shape}, "
+                         f"got {y_clean.shape}")
+    y = y_clean + noise * jax.random.normal(ke, (n, 1), dt)
+    return Dataset(x, y, y_clean)

@@ -1,0 +1,106 @@
+"""Tests for ntkbook.data: shapes, norms, determinism per key, and ValueErrors naming arguments."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkbook import data
+
+
+def test_circle_points_are_unit_and_at_their_angles():
+    x = data.circle(12)
+    gamma = data.circle_angles(12)
+    assert x.shape == (12, 2) and gamma.shape == (12,)
+    np.testing.assert_allclose(jnp.linalg.norm(x, axis=1), 1.0, atol=1e-14)
+    # angle of each point recovered independently with arctan2, modulo 2π
+    recovered = np.mod(np.arctan2(x[:, 1], x[:, 0]), 2 * np.pi)
+    np.testing.assert_allclose(recovered, gamma, atol=1e-12)
+    # consecutive points are 2π/N apart: cos of the angle between them is cos(2π/N)
+    np.testing.assert_allclose(jnp.sum(x * jnp.roll(x, -1, axis=0), axis=1), np.cos(2 * np.pi / 12))
+
+
+def test_circle_dtype():
+    assert data.circle(5, dtype=jnp.float32).dtype == jnp.float32
+    assert data.circle(5).dtype == jnp.float64  # conftest enables x64
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_sphere_shape_norm_and_determinism(dim):
+    key = jax.random.key(3)
+    x = data.sphere(key, 50, dim)
+    assert x.shape == (50, dim)
+    np.testing.assert_allclose(jnp.linalg.norm(x, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(x, data.sphere(key, 50, dim))
+    assert not np.array_equal(x, data.sphere(jax.random.key(4), 50, dim))
+
+
+def test_sphere_is_uniform_first_two_moments():
+    # Uniform on S^{d-1}: E[x] = 0 and E[x xᵀ] = I/d. With N samples each entry's Monte Carlo
+    # error has standard deviation ≤ 1/√N (|x_j| ≤ 1), so 5/√N bounds a 5-sigma deviation.
+    n, dim = 4000, 3
+    x = np.asarray(data.sphere(jax.random.key(0), n, dim))
+    tol = 5 / np.sqrt(n)
+    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=tol)
+    np.testing.assert_allclose(x.T @ x / n, np.eye(dim) / dim, atol=tol)
+
+
+def test_legacy_uint32_key_accepted():
+    x = data.sphere(jax.random.PRNGKey(0), 3, 2)
+    assert x.shape == (3, 2)
+
+
+def test_interval():
+    x = data.interval(5, low=-2.0, high=2.0)
+    assert x.shape == (5, 1)
+    np.testing.assert_allclose(x[:, 0], [-2.0, -1.0, 0.0, 1.0, 2.0])
+
+
+def test_regression_shapes_noise_and_determinism():
+    key = jax.random.key(7)
+    ds = data.regression(key, 200, dim=2, noise=0.3)
+    assert ds.x.shape == (200, 2) and ds.y.shape == (200, 1) and ds.y_clean.shape == (200, 1)
+    assert float(ds.x.min()) >= -1.0 and float(ds.x.max()) <= 1.0
+    np.testing.assert_allclose(ds.y_clean, data.smooth_target(ds.x))
+    # the residual is N(0, 0.3²): its sample std is within 5 standard errors (0.3/√(2N)) of 0.3
+    resid = np.asarray(ds.y - ds.y_clean)
+    assert abs(resid.std() - 0.3) < 5 * 0.3 / np.sqrt(2 * 200)
+    again = data.regression(key, 200, dim=2, noise=0.3)
+    for a, b in zip(ds, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_regression_noiseless_and_custom_target():
+    ds = data.regression(jax.random.key(1), 10, noise=0.0, target=lambda x: x**2)
+    np.testing.assert_array_equal(ds.y, ds.y_clean)
+    np.testing.assert_allclose(ds.y, ds.x**2)
+
+
+def test_smooth_target_closed_form():
+    x = jnp.array([[0.5, 0.0], [1.0, -0.5]])
+    np.testing.assert_allclose(
+        data.smooth_target(x)[:, 0], [1 / np.sqrt(2), -1 / np.sqrt(2)], atol=1e-15
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: data.circle(0), "n_angles"),
+        (lambda: data.circle(2.5), "n_angles"),
+        (lambda: data.circle(3, dtype=jnp.int32), "dtype"),
+        (lambda: data.sphere(jax.random.key(0), 0, 2), "n"),
+        (lambda: data.sphere(jax.random.key(0), 3, 0), "dim"),
+        (lambda: data.sphere(0, 3, 2), "key"),
+        (lambda: data.sphere(jax.random.split(jax.random.key(0), 2), 3, 2), "key"),
+        (lambda: data.interval(1), "n"),
+        (lambda: data.interval(3, low=1.0, high=0.0), "high"),
+        (lambda: data.regression(jax.random.key(0), 5, noise=-1.0), "noise"),
+        (lambda: data.regression(jax.random.key(0), 5, dim=0), "dim"),
+        (lambda: data.regression(jax.random.key(0), 5, target=3), "target"),
+        (lambda: data.regression(jax.random.key(0), 5, target=lambda x: x[:, 0]), "target"),
+    ],
+)
+def test_bad_inputs_raise_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        call()
