@@ -1,9 +1,9 @@
 """Collect the book's jupytext chapters (``book/**/*.md``) as notebooks for nbval.
 
-``pytest --nbval-lax --nbval-current-env book/`` runs every executable chapter — a MyST markdown
-file whose front matter names a ``kernelspec`` — directly from its ``.md`` source: jupytext turns it
-into a notebook in memory, so no generated ``.ipynb`` is ever committed. A cell that raises (a failed
-``assert`` included) fails its test.
+``pytest --nbval-lax --nbval-current-env book/`` runs every executable chapter — a MyST
+markdown file whose front matter names a ``kernelspec`` — directly from its ``.md`` source:
+jupytext turns it into a notebook in memory, so no generated ``.ipynb`` is ever committed. A cell
+that raises (a failed ``assert`` included) fails its test.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import jupytext
 import nbformat
 import pytest
 from nbval import plugin as nbval_plugin
+
 
 def is_chapter(path: Path) -> bool:
     """True for a MyST markdown notebook: front matter that names a ``kernelspec``."""

@@ -1,8 +1,8 @@
 """The book pipeline itself: nbval runs jupytext chapters and reports failures.
 
-Each test writes a throwaway chapter next to a copy of the repository's root ``conftest.py`` and runs
-``pytest --nbval-lax --nbval-current-env`` on it in a subprocess, exactly as ``make test`` runs the
-book.
+Each test writes a throwaway chapter next to a copy of the repository's root ``conftest.py``
+and runs ``pytest --nbval-lax --nbval-current-env`` on it in a subprocess, exactly as
+``make test`` runs the book.
 """
 
 from __future__ import annotations
