@@ -1,1 +1,215 @@
-"""(being written) — see ../shared/design.md."""
+r"""Ensembles over random initialisations, and rates of convergence (used by every chapter).
+
+:func:`ensemble` evaluates ``fn(key)`` for ``n_samples`` independent keys — vmapped inside ``jit``
+in chunks of ``chunk_size`` (``lax.map``), so memory is that of one chunk. :func:`fit_rate` fits
+the slope of log(error) against log(width), with a bootstrap confidence interval: a width-n
+quantity converging at the n^{-1/2} rate of the notes' Theorems 1–2 has slope −1/2.
+
+Example:
+    >>> import jax
+    >>> draws = ensemble(lambda k: jax.random.normal(k, (3,)), jax.random.key(0), 10, chunk_size=4)
+    >>> draws.shape
+    (10, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+
+Array = jax.Array
+
+
+class RateFit(NamedTuple):
+    """log(error) ≈ intercept + slope · log(width), with a bootstrap CI for the slope.
+
+    Attributes:
+        slope: OLS slope of log(error) on log(width).
+        intercept: OLS intercept (error ≈ e^intercept · width^slope).
+        ci_low, ci_high: percentile bootstrap confidence interval of the slope.
+        confidence: the CI's level, e.g. 0.95.
+        n_boot: number of bootstrap resamples used.
+    """
+
+    slope: float
+    intercept: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_boot: int
+
+    def contains(self, rate: float) -> bool:
+        """True when ``rate`` lies in [ci_low, ci_high]."""
+        return self.ci_low <= rate <= self.ci_high
+
+
+class MeanSem(NamedTuple):
+    """Sample mean and its standard error s/√S along the sample axis."""
+
+    mean: Array
+    sem: Array
+
+
+def _check_key(name: str, key: object) -> Array:
+    """A single ``jax.random`` key (typed, or legacy uint32 (2,)), else ``ValueError``."""
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return key
+    raise ValueError(f"{name}: expected a single jax.random key (jax.random.key(s)), got {key!r}")
+
+
+@partial(jax.jit, static_argnames=("fn", "n_samples", "chunk_size"))
+def _ensemble(fn: Callable[[Array], Any], key: Array, n_samples: int, chunk_size: int) -> Any:
+    return jax.lax.map(fn, jax.random.split(key, n_samples), batch_size=chunk_size)
+
+
+def ensemble(
+    fn: Callable[[Array], Any], key: Array, n_samples: int, *, chunk_size: int | None = None
+) -> Any:
+    r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``.
+
+    Chunks of ``chunk_size`` keys run vmapped, chunks one after another (``lax.map`` with
+    ``batch_size``), all inside one ``jit``: peak memory ∝ chunk_size. The same (key, n_samples,
+    chunk_size) gives bitwise the same result; sample s depends only on k_s, up to float rounding
+    of batched kernels.
+
+    Args:
+        fn: ``fn(key)`` → a pytree of arrays (e.g. a network's NTK at an initialisation drawn from
+            ``key``). Pass the same function object on repeated calls to reuse the compilation.
+        key: a ``jax.random`` key.
+        n_samples: S ≥ 1.
+        chunk_size: samples per vmapped chunk (default: all S at once).
+
+    Returns:
+        The pytree of ``fn``'s outputs, each leaf with a leading axis of length S.
+
+    Raises:
+        ValueError: naming ``fn``, ``key``, ``n_samples`` or ``chunk_size``.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn: expected a function of a key, got {fn!r}")
+    key = _check_key("key", key)
+    n_samples = _checks.positive_int("n_samples", n_samples)
+    chunk = n_samples if chunk_size is None else _checks.positive_int("chunk_size", chunk_size)
+    return _ensemble(fn, key, n_samples, min(chunk, n_samples))
+
+
+def mean_sem(samples: Array, *, axis: int = 0) -> MeanSem:
+    r"""Mean and standard error over ``axis``: x̄ and s/√S with s² = Σ(x − x̄)²/(S − 1).
+
+    Raises:
+        ValueError: naming ``samples`` when fewer than 2 samples or non-finite values.
+    """
+    x = jnp.asarray(samples)
+    if x.ndim == 0 or x.shape[axis] < 2:
+        raise ValueError(f"samples: need at least 2 samples along axis {axis}, got shape {x.shape}")
+    _checks.finite("samples", x)
+    n = x.shape[axis]
+    return MeanSem(x.mean(axis=axis), x.std(axis=axis, ddof=1) / np.sqrt(n))
+
+
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares line y ≈ a + b x over the last axis: (a, b); NaN slope if x is constant."""
+    xm, ym = x.mean(axis=-1, keepdims=True), y.mean(axis=-1, keepdims=True)
+    sxx = np.sum(np.square(x - xm), axis=-1)
+    sxy = np.sum((x - xm) * (y - ym), axis=-1)
+    slope = np.divide(sxy, sxx, out=np.full_like(sxy, np.nan), where=sxx > 0)
+    return ym[..., 0] - slope * xm[..., 0], slope
+
+
+def _rate_inputs(widths: Sequence[float], errors: Array) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (log widths (W,), errors (W,) or (W, S))."""
+    w = np.asarray(widths, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    if w.ndim != 1 or np.unique(w).size < 2:
+        raise ValueError(f"widths: need a 1-D sequence with >= 2 distinct widths, got {widths!r}")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError("widths: must be finite and > 0")
+    if e.ndim not in (1, 2) or e.shape[0] != w.size:
+        raise ValueError(
+            f"errors: expected shape ({w.size},) or ({w.size}, n_seeds) to match widths, "
+            f"got {e.shape}"
+        )
+    if e.ndim == 1 and np.unique(w).size < 3:
+        raise ValueError(
+            "widths: resampling (width, error) pairs needs >= 3 distinct widths "
+            "(or pass errors as (n_widths, n_seeds))"
+        )
+    if e.ndim == 2 and e.shape[1] < 2:
+        raise ValueError(f"errors: need >= 2 seeds per width in the 2-D form, got shape {e.shape}")
+    if not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise ValueError("errors: must be finite and > 0 (their logarithm is fitted)")
+    return np.log(w), e
+
+
+def fit_rate(
+    widths: Sequence[float],
+    errors: Array,
+    *,
+    n_boot: int = 1000,
+    key: Array | None = None,
+    confidence: float = 0.95,
+) -> RateFit:
+    r"""Fit error ≈ C · width^slope by least squares in log–log, with a bootstrap CI.
+
+    .. math::
+
+        \log e_i = a + s \log n_i + \varepsilon_i, \qquad
+        \hat s = \frac{\sum_i (u_i - \bar u)(v_i - \bar v)}{\sum_i (u_i - \bar u)^2},
+        \quad u = \log n,\ v = \log e.
+
+    ``errors`` of shape (W,) is one error per width (W ≥ 3 distinct widths); the CI then comes
+    from resampling the (width, error) pairs. Of shape (W, S) — S seeds per width, what the
+    chapters use — the fit is to the log of the per-width mean error (e_i = mean over seeds),
+    and the CI resamples the seeds within each width. Resamples whose widths are all equal
+    (possible for pairs) are dropped. The CI is the percentile interval at level ``confidence``.
+
+    Args:
+        widths: n_1 … n_W > 0, at least two distinct (three for 1-D ``errors``).
+        errors: positive, shape (W,) or (W, S) with S ≥ 2.
+        n_boot: bootstrap resamples (≥ 1).
+        key: ``jax.random`` key for the resampling (default ``jax.random.key(0)``): the same key
+            gives the same CI.
+        confidence: the CI level, in (0, 1).
+
+    Returns:
+        :class:`RateFit`.
+
+    Example:
+        >>> fit = fit_rate([100, 400, 1600], [[0.1, 0.11], [0.05, 0.052], [0.026, 0.024]])
+        >>> round(fit.slope, 2)
+        -0.5
+    """
+    u, e = _rate_inputs(widths, errors)
+    n_boot = _checks.positive_int("n_boot", n_boot)
+    level = _checks.positive("confidence", confidence)
+    if level >= 1:
+        raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
+    key = _check_key("key", jax.random.key(0) if key is None else key)
+
+    # Resampling indices from JAX (reproducible from ``key``); the arithmetic in float64 NumPy.
+    if e.ndim == 1:
+        v = np.log(e)
+        idx = np.asarray(jax.random.randint(key, (n_boot, u.size), 0, u.size))
+        _, boot = _ols(u[idx], v[idx])
+    else:
+        v = np.log(e.mean(axis=1))
+        idx = np.asarray(jax.random.randint(key, (n_boot,) + e.shape, 0, e.shape[1]))
+        means = np.take_along_axis(np.broadcast_to(e, idx.shape), idx, axis=2).mean(axis=2)
+        _, boot = _ols(np.broadcast_to(u, means.shape), np.log(means))
+    intercept, slope = _ols(u, v)
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        raise ValueError("n_boot: every resample had a single distinct width; increase n_boot")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return RateFit(float(slope), float(intercept), float(low), float(high), level, int(boot.size))

@@ -5,7 +5,8 @@ A network with L affine layers (L − 1 hidden layers) and widths (n_0, …, n_L
 .. math::
 
     \alpha^{(0)} = x, \qquad
-    \tilde\alpha^{(l+1)} = \tfrac{\sigma_w}{\sqrt{n_l}} W^{(l)\top} \alpha^{(l)} + \beta b^{(l)}, \qquad
+    \tilde\alpha^{(l+1)} = \tfrac{\sigma_w}{\sqrt{n_l}} W^{(l)\top} \alpha^{(l)} + \beta b^{(l)},
+    \qquad
     \alpha^{(l)} = \sigma(\tilde\alpha^{(l)}), \qquad f = \tilde\alpha^{(L)},
 
 with W^{(l)}_{ij}, b^{(l)}_j ~ N(0, 1) (the *NTK parametrisation*, ``"ntk"``). The *standard*
@@ -142,33 +143,39 @@ def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
 def affine(net: MLP, layer: Dense, a: Array) -> Array:
     """One affine map α^{(l)} ↦ α̃^{(l+1)} in the network's parametrisation."""
     if net.parametrisation == "standard":
-        return a @ layer.W + layer.b
+        return a @ layer.W + layer.b[None, :]
     n_in = layer.W.shape[0]
     scale = net.sigma_w / jnp.sqrt(jnp.asarray(n_in, a.dtype))
-    return scale * (a @ layer.W) + net.beta * layer.b
+    return scale * (a @ layer.W) + net.beta * layer.b[None, :]
 
 
 def forward(net: MLP, params: Params, x: Array) -> Layers:
     """The forward pass, keeping every α̃^{(l)} and α^{(l)} (no input validation: jit-safe)."""
     post = [x]
     pre = []
-    for l, layer in enumerate(params):
+    for ell, layer in enumerate(params):
         z = affine(net, layer, post[-1])
         pre.append(z)
-        if l < net.depth - 1:
+        if ell < net.depth - 1:
             post.append(net.activation.sigma(z))
     return Layers(tuple(pre), tuple(post))
 
 
 def check_params(net: MLP, params: Params) -> None:
     """Raise ``ValueError`` naming ``params`` if its shapes do not match ``net.widths``."""
-    if len(params) != net.depth:
-        raise ValueError(f"params: expected {net.depth} layers for widths {net.widths}, got {len(params)}")
-    for l, layer in enumerate(params):
-        want = (net.widths[l], net.widths[l + 1])
+    if not isinstance(params, (tuple, list)) or len(params) != net.depth:
+        got = len(params) if isinstance(params, (tuple, list)) else type(params).__name__
+        raise ValueError(
+            f"params: expected a tuple of {net.depth} Dense layers for widths {net.widths}, "
+            f"got {got}"
+        )
+    for ell, layer in enumerate(params):
+        if not isinstance(layer, Dense):
+            raise ValueError(f"params[{ell}]: expected a networks.Dense(W, b), got {layer!r}")
+        want = (net.widths[ell], net.widths[ell + 1])
         if tuple(layer.W.shape) != want or tuple(layer.b.shape) != want[1:]:
             raise ValueError(
-                f"params[{l}]: expected W {want} and b {want[1:]}, got W {tuple(layer.W.shape)} "
+                f"params[{ell}]: expected W {want} and b {want[1:]}, got W {tuple(layer.W.shape)} "
                 f"and b {tuple(layer.b.shape)}"
             )
 
