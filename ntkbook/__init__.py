@@ -3,6 +3,7 @@
 Modules follow the notes (see ``book/intro.md`` for the map):
 
 - :mod:`ntkbook.activations` — σ, σ̇ and closed-form Gaussian expectations;
+- :mod:`ntkbook.costs` — costs on outputs and the p_in inner product;
 - :mod:`ntkbook.limits` — Σ^(l), Σ̇^(l), Θ∞^(l) for every layer;
 - :mod:`ntkbook.networks` — the MLP of Fig. 1 (NTK and standard parametrisation);
 - :mod:`ntkbook.empirical` — the empirical NTK of a finite network;
@@ -15,6 +16,7 @@ Modules follow the notes (see ``book/intro.md`` for the map):
 
 from . import (
     activations,
+    costs,
     data,
     empirical,
     limits,
@@ -29,6 +31,7 @@ from ._version import __version__
 __all__ = [
     "__version__",
     "activations",
+    "costs",
     "data",
     "empirical",
     "limits",

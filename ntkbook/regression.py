@@ -1,1 +1,404 @@
-"""(being written) — see ../shared/design.md."""
+r"""Closed-form kernel regression: NTK gradient flow, NNGP posterior, infinite ensembles (notes §9).
+
+Least squares with the p_in convention of :mod:`ntkbook.costs`: C = ½‖f − Y‖²_{p_in}, d = f − Y, and
+under a constant kernel Θ the outputs on the training inputs X follow ∂_t f = −(η s) Θ (f − Y), with
+s = 1/N (``normalise=True``) or s = 1 (``normalise=False``, the sum-of-squares cost of Lee et al.
+2019). Solving this linear ODE,
+
+.. math::
+
+    f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}(I - e^{-\eta s \Theta t})(Y - f_0(X)),
+
+on the training inputs (z = X) and on any test input z. Gradient *descent* with step η replaces
+e^{−ηsΘt} by (I − ηsΘ)^k after k steps. Matrix functions are evaluated through one symmetric
+eigendecomposition Θ = V diag(λ) Vᵀ, with g(λ) = (1 − e^{−ηsλt})/λ → ηst as λ → 0, so a finite t
+never divides by a small eigenvalue; t = ∞ needs Θ(X, X) non-singular (or ``reg > 0``).
+
+``reg`` ≥ 0 replaces Θ(X, X) by Θ(X, X) + reg·I (kernel ridge regression at t = ∞).
+
+Kernels are either traced (N1, N2) — one kernel for all n_L outputs, Θ ⊗ Id — or full
+(N1, N2, n_L, n_L) as returned by ``ntkbook.empirical.ntk(..., traced=False)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+
+Array = jax.Array
+Spectral = Callable[[Array], Array]
+
+
+class Prediction(NamedTuple):
+    """Outputs of kernel regression.
+
+    Attributes:
+        train: f on the training inputs, (N, k), or (T, N, k) for T times.
+        test: f on the test inputs, (M, k) or (T, M, k); ``None`` without ``theta_zx``.
+    """
+
+    train: Array
+    test: Array | None
+
+
+class Moments(NamedTuple):
+    """Mean (M, k) and covariance (M, M) of a Gaussian process over outputs (a leading T axis for
+    T times); the covariance is the same for every output k."""
+
+    mean: Array
+    cov: Array
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _tol(n: int, dtype: jnp.dtype) -> float:
+    """Relative round-off of a symmetric eigendecomposition of an n × n matrix: ≈ n · eps."""
+    return 10.0 * n * float(jnp.finfo(dtype).eps)
+
+
+def _square(name: str, k: object) -> Array:
+    """A finite, symmetric (N, N) kernel; symmetrised after a check at √eps relative tolerance."""
+    k = _checks.matrix(name, k)
+    if k.shape[0] != k.shape[1]:
+        raise ValueError(f"{name}: expected a square (N, N) kernel, got shape {k.shape}")
+    scale = float(jnp.max(jnp.abs(k)))
+    # √eps: far above the round-off of a Gram matrix computed in the same precision, far below
+    # any genuine asymmetry.
+    rtol = np.sqrt(float(jnp.finfo(k.dtype).eps))
+    if float(jnp.max(jnp.abs(k - k.T))) > rtol * max(scale, 1e-300):
+        raise ValueError(f"{name}: not symmetric")
+    return 0.5 * (k + k.T)
+
+
+def _flatten_full(name: str, k: object, *, square: bool) -> tuple[Array, int]:
+    """Accept (N1, N2) or (N1, N2, k, k); return a 2-D matrix over (i, output) pairs and k."""
+    arr = jnp.asarray(k)
+    if arr.ndim == 2:
+        return (_square(name, arr) if square else _checks.matrix(name, arr)), 0
+    if arr.ndim == 4 and arr.shape[2] == arr.shape[3]:
+        n1, n2, kk, _ = arr.shape
+        flat = jnp.transpose(arr, (0, 2, 1, 3)).reshape(n1 * kk, n2 * kk)
+        return (_square(name, flat) if square else _checks.matrix(name, flat)), kk
+    raise ValueError(f"{name}: expected shape (N1, N2) or (N1, N2, n_L, n_L), got {arr.shape}")
+
+
+def _targets(name: str, y: object, n: int, k_full: int) -> Array:
+    """Targets (N, k) matching a kernel over N points (and k outputs when the kernel is full)."""
+    y = _checks.matrix(name, y)
+    if y.shape[0] != n or (k_full and y.shape[1] != k_full):
+        want = f"({n}, {k_full})" if k_full else f"({n}, k)"
+        raise ValueError(f"{name}: expected shape {want}, got {y.shape}")
+    return y
+
+
+def _times(name: str, t: object, *, integer: bool = False) -> tuple[Array, bool]:
+    """Times (or step counts) ≥ 0 as a 1-D float array, and whether the input was a scalar."""
+    arr = np.asarray(t, dtype=float)
+    if arr.ndim > 1 or arr.size == 0:
+        raise ValueError(f"{name}: expected a scalar or a non-empty 1-D array, got {arr.shape}")
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name}: must be >= 0 (inf allowed), got {t!r}")
+    if integer and (np.any(~np.isfinite(arr)) or np.any(arr != np.round(arr))):
+        raise ValueError(f"{name}: expected non-negative integers, got {t!r}")
+    return jnp.asarray(np.atleast_1d(arr)), arr.ndim == 0
+
+
+def _eigh(name: str, theta: Array, reg: float, *, need_inverse: bool) -> tuple[Array, Array]:
+    """Eigendecomposition of Θ + reg·I, checking positive semi-definiteness (and invertibility)."""
+    theta = theta + reg * jnp.eye(theta.shape[0], dtype=theta.dtype)
+    lam, v = jnp.linalg.eigh(theta)
+    top = float(jnp.max(jnp.abs(lam)))
+    tol = _tol(theta.shape[0], theta.dtype) * top
+    if float(lam[0]) < -tol:
+        raise ValueError(f"{name}: not positive semi-definite (eigenvalue {float(lam[0]):.3g})")
+    if need_inverse and float(lam[0]) <= tol:
+        raise ValueError(
+            f"{name}: singular or ill-conditioned (smallest eigenvalue {float(lam[0]):.3g} of "
+            f"largest {top:.3g}); t = inf needs an invertible kernel: pass reg > 0"
+        )
+    return jnp.clip(lam, 0.0, None), v
+
+
+# ---------------------------------------------------------------------------------------------
+# spectral functions g(λ) with Θ⁻¹(I − M(Θ)) = V diag(g(λ)) Vᵀ
+
+
+def _flow_g(a: Array) -> Spectral:
+    """g(λ) = (1 − e^{−aλ})/λ, → a at λ = 0, → 1/λ at a = ∞ (a = η s t, one per time)."""
+
+    def g(lam: Array) -> Array:
+        a_, lam = a[:, None], lam[None, :]
+        safe = jnp.where(lam > 0, lam, 1.0)
+        finite = jnp.where(lam > 0, -jnp.expm1(-a_ * lam) / safe, a_)
+        return jnp.where(jnp.isinf(a_), 1.0 / safe, finite)
+
+    return g
+
+
+def _descent_g(h: float, k: Array) -> Spectral:
+    """g(λ) = (1 − (1 − hλ)^k)/λ, → k h at λ = 0 (h = η s, k steps)."""
+
+    def g(lam: Array) -> Array:
+        k_, lam = k[:, None], lam[None, :]
+        safe = jnp.where(lam > 0, lam, 1.0)
+        return jnp.where(lam > 0, (1.0 - (1.0 - h * lam) ** k_) / safe, k_ * h)
+
+    return g
+
+
+def _solve(
+    theta_xx: object,
+    y: object,
+    f0_x: object | None,
+    g_of: Callable[[Array], tuple[Spectral, bool]],
+    *,
+    theta_zx: object | None,
+    f0_z: object | None,
+    reg: float,
+    squeeze: bool,
+) -> Prediction:
+    """Shared body of :func:`gradient_flow` and :func:`gradient_descent`."""
+    reg = _checks.nonnegative("reg", reg)
+    kxx, k_full = _flatten_full("theta_xx", theta_xx, square=True)
+    n = kxx.shape[0] // max(k_full, 1)
+    y = _targets("y", y, n, k_full)
+    f0_x = jnp.zeros_like(y) if f0_x is None else _targets("f0_x", f0_x, n, k_full)
+    if f0_x.shape != y.shape:
+        raise ValueError(f"f0_x: shape {f0_x.shape} does not match y {y.shape}")
+    g, need_inverse = g_of(jnp.asarray(n))
+    lam, v = _eigh("theta_xx", kxx, reg, need_inverse=need_inverse)
+
+    def flat(a: Array) -> Array:  # (N, k) → (N k, 1) for a full kernel, unchanged otherwise
+        return a.reshape(-1, 1) if k_full else a
+
+    def unflat(a: Array) -> Array:  # (T, N k, 1) → (T, N, k)
+        return a.reshape(a.shape[0], -1, y.shape[1]) if k_full else a
+
+    coeff = g(lam)[:, :, None] * (v.T @ flat(y - f0_x))[None]  # (T, N', k'): diag(g) Vᵀ r
+    train = f0_x[None] + unflat(jnp.einsum("ij,tjk->tik", kxx @ v, coeff))
+    test = None
+    if theta_zx is not None:
+        kzx, kz_full = _flatten_full("theta_zx", theta_zx, square=False)
+        if kz_full != k_full or kzx.shape[1] != kxx.shape[0]:
+            raise ValueError(
+                f"theta_zx: shape {jnp.shape(theta_zx)} does not match "
+                f"theta_xx {jnp.shape(theta_xx)}"
+            )
+        m = kzx.shape[0] // max(k_full, 1)
+        if f0_z is None:
+            if bool(jnp.any(f0_x != 0)):
+                raise ValueError("f0_z: required with theta_zx when f0_x is non-zero")
+            f0_z = jnp.zeros((m, y.shape[1]), y.dtype)
+        f0_z = _checks.matrix("f0_z", f0_z)
+        if f0_z.shape != (m, y.shape[1]):
+            raise ValueError(f"f0_z: expected shape {(m, y.shape[1])}, got {f0_z.shape}")
+        test = f0_z[None] + unflat(jnp.einsum("ij,tjk->tik", kzx @ v, coeff))
+    if squeeze:
+        train = train[0]
+        test = None if test is None else test[0]
+    return Prediction(train, test)
+
+
+def _scale(normalise: bool, n: Array) -> Array:
+    """s = 1/N for the p_in cost, 1 for the sum-of-squares cost."""
+    return 1.0 / n if normalise else jnp.asarray(1.0)
+
+
+def gradient_flow(
+    theta_xx: object,
+    y: object,
+    f0_x: object | None = None,
+    *,
+    t: float | Array,
+    lr: float = 1.0,
+    theta_zx: object | None = None,
+    f0_z: object | None = None,
+    normalise: bool = True,
+    reg: float = 0.0,
+) -> Prediction:
+    r"""Outputs at time t of gradient flow on least squares under a constant kernel.
+
+    .. math::
+
+        f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - e^{-\eta s \Theta t}\big)(Y - f_0(X)),
+        \qquad s = 1/N \text{ (normalise) or } 1.
+
+    With ``lr=1`` t is the flow time η·steps of :func:`ntkbook.training.train`; with ``lr=η``, t
+    counts steps.
+
+    Args:
+        theta_xx: Θ(X, X), (N, N) or (N, N, n_L, n_L); symmetric positive semi-definite.
+        y: targets (N, k).
+        f0_x: outputs at initialisation on X, (N, k); zero if omitted.
+        t: a time ≥ 0 or a 1-D array of times; ``inf`` gives the converged solution.
+        lr: η > 0.
+        theta_zx: Θ(Z, X), (M, N) or (M, N, n_L, n_L), for predictions on test inputs Z.
+        f0_z: outputs at initialisation on Z, (M, k); required when ``f0_x`` is non-zero.
+        normalise: the p_in (1/N) convention of :mod:`ntkbook.costs`, or the plain sum.
+        reg: ≥ 0, added to the diagonal of Θ(X, X).
+
+    Returns:
+        :class:`Prediction` (train (N, k), test (M, k) or ``None``), with a leading time axis when
+        ``t`` is an array.
+
+    Raises:
+        ValueError: naming the argument: mis-shaped, non-finite, non-symmetric, indefinite kernels;
+            a singular Θ(X, X) with t = ∞ and reg = 0; negative or NaN times; lr ≤ 0.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> theta = jnp.array([[2.0, 1.0], [1.0, 2.0]]); y = jnp.array([[1.0], [-1.0]])
+        >>> bool(jnp.allclose(gradient_flow(theta, y, t=jnp.inf).train, y))
+        True
+    """
+    lr = _checks.positive("lr", lr)
+    times, squeeze = _times("t", t)
+
+    def g_of(n: Array) -> tuple[Spectral, bool]:
+        return _flow_g(lr * _scale(normalise, n) * times), bool(jnp.any(jnp.isinf(times)))
+
+    return _solve(
+        theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze
+    )
+
+
+def gradient_descent(
+    theta_xx: object,
+    y: object,
+    f0_x: object | None = None,
+    *,
+    steps: int | Array,
+    lr: float,
+    theta_zx: object | None = None,
+    f0_z: object | None = None,
+    normalise: bool = True,
+    reg: float = 0.0,
+) -> Prediction:
+    r"""Outputs after k steps of gradient descent on least squares under a constant kernel.
+
+    The discrete counterpart of :func:`gradient_flow` (exact for the linearised network):
+
+    .. math::
+
+        f_k(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - (I - \eta s\Theta)^k\big)(Y - f_0(X)).
+
+    It converges when η s λ_max < 2. Arguments as in :func:`gradient_flow`, with ``steps`` (an
+    integer ≥ 0 or a 1-D array of them) in place of ``t``.
+    """
+    lr = _checks.positive("lr", lr)
+    ks, squeeze = _times("steps", steps, integer=True)
+
+    def g_of(n: Array) -> tuple[Spectral, bool]:
+        return _descent_g(lr * _scale(normalise, n), ks), False
+
+    return _solve(
+        theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze
+    )
+
+
+def gp_posterior(
+    k_xx: object, k_zx: object, k_zz: object, y: object, *, reg: float = 0.0
+) -> Moments:
+    r"""Gaussian-process posterior (NNGP inference) given exact observations Y at X.
+
+    .. math::
+
+        \mu(z) = K(z, X)(K + rI)^{-1} Y, \qquad
+        \Sigma(z, z') = K(z, z') - K(z, X)(K + rI)^{-1} K(X, z'),
+
+    computed through a Cholesky factorisation of K(X, X) + r I.
+
+    Args:
+        k_xx: K(X, X), (N, N), symmetric positive definite (or made so by ``reg``).
+        k_zx: K(Z, X), (M, N).
+        k_zz: K(Z, Z), (M, M), symmetric.
+        y: targets (N, k).
+        reg: r ≥ 0, the observation-noise variance.
+
+    Returns:
+        :class:`Moments`: mean (M, k), covariance (M, M).
+    """
+    reg = _checks.nonnegative("reg", reg)
+    kxx = _square("k_xx", k_xx)
+    n = kxx.shape[0]
+    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
+    kzz = _square("k_zz", k_zz)
+    if kzz.shape[0] != kzx.shape[0]:
+        raise ValueError(f"k_zz: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
+    y = _targets("y", y, n, 0)
+    chol = jnp.linalg.cholesky(kxx + reg * jnp.eye(n, dtype=kxx.dtype))
+    if not bool(jnp.all(jnp.isfinite(chol))):
+        raise ValueError("k_xx: not positive definite (Cholesky failed); pass reg > 0")
+    factor = (chol, True)
+    mean = kzx @ jax.scipy.linalg.cho_solve(factor, y)
+    cov = kzz - kzx @ jax.scipy.linalg.cho_solve(factor, kzx.T)
+    return Moments(mean, 0.5 * (cov + cov.T))
+
+
+def ensemble_moments(
+    k_xx: object,
+    k_zx: object,
+    k_zz: object,
+    theta_xx: object,
+    theta_zx: object,
+    y: object,
+    *,
+    t: float | Array,
+    lr: float = 1.0,
+    normalise: bool = True,
+    reg: float = 0.0,
+) -> Moments:
+    r"""Mean and covariance at time t of an infinite ensemble of wide networks trained on MSE.
+
+    Networks in NTK parametrisation start as f_0 ~ GP(0, K) (K the NNGP kernel Σ^(L)) and evolve
+    under the constant NTK Θ (Lee et al. 2019, eqs. (15)–(16)). With
+    A_t = Θ⁻¹(I − e^{−ηsΘt}) (s as in :func:`gradient_flow`) and B = Θ(z, X) A_t:
+
+    .. math::
+
+        \mu_t(z) = B\,Y, \qquad
+        \Sigma_t(z, z') = K(z, z') + B K(X, X) B'^\top - \big(B K(X, z') + K(z, X) B'^\top\big).
+
+    Args:
+        k_xx, k_zx, k_zz: NNGP kernel K on (X, X) (N, N), (Z, X) (M, N), (Z, Z) (M, M).
+        theta_xx, theta_zx: NTK Θ on (X, X) (N, N) and (Z, X) (M, N).
+        y: targets (N, k).
+        t: a time ≥ 0 (``inf`` allowed) or a 1-D array of times.
+        lr, normalise, reg: as in :func:`gradient_flow` (``reg`` is added to Θ(X, X) only).
+
+    Returns:
+        :class:`Moments`: mean (M, k) and covariance (M, M), or (T, M, k), (T, M, M).
+    """
+    lr = _checks.positive("lr", lr)
+    reg = _checks.nonnegative("reg", reg)
+    times, squeeze = _times("t", t)
+    kxx = _square("k_xx", k_xx)
+    n = kxx.shape[0]
+    txx = _square("theta_xx", theta_xx)
+    if txx.shape != kxx.shape:
+        raise ValueError(f"theta_xx: shape {txx.shape} does not match k_xx {kxx.shape}")
+    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
+    m = kzx.shape[0]
+    tzx = _checks.matrix("theta_zx", theta_zx, n_features=n)
+    if tzx.shape != kzx.shape:
+        raise ValueError(f"theta_zx: shape {tzx.shape} does not match k_zx {kzx.shape}")
+    kzz = _square("k_zz", k_zz)
+    if kzz.shape != (m, m):
+        raise ValueError(f"k_zz: expected shape {(m, m)}, got {kzz.shape}")
+    y = _targets("y", y, n, 0)
+    lam, v = _eigh("theta_xx", txx, reg, need_inverse=bool(jnp.any(jnp.isinf(times))))
+    g = _flow_g(lr * _scale(normalise, jnp.asarray(n)) * times)(lam)  # (T, N)
+    b = jnp.einsum("mj,tj,nj->tmn", tzx @ v, g, v)  # Θ(Z, X) A_t, (T, M, N)
+    mean = b @ y
+    cross = b @ kzx.T  # B K(X, Z)
+    cov = kzz[None] + b @ kxx @ jnp.swapaxes(b, 1, 2) - cross - jnp.swapaxes(cross, 1, 2)
+    cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
+    return Moments(mean[0], cov[0]) if squeeze else Moments(mean, cov)

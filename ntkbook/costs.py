@@ -1,0 +1,145 @@
+r"""Costs on network outputs and the notes' p_in inner product (notes §1, §2.1, §5).
+
+The notes define, for functions f, g on the inputs with values in R^k,
+
+.. math::
+
+    \langle f, g\rangle_{p^{in}} = \mathbb{E}_{x\sim p^{in}}\big[f(x)^\top g(x)\big]
+        = \frac1N \sum_{i=1}^N f(x_i)^\top g(x_i),
+
+with p_in the empirical distribution of the N training inputs. A function is represented by its
+values on those inputs: an array of shape (N, k).
+
+A cost C(f) has a *function-space gradient* d with respect to this inner product,
+C(f + h) = C(f) + ⟨d, h⟩_{p_in} + o(h). For a cost that averages a per-example loss,
+C(f) = (1/N) Σ_i c(f(x_i), y_i), that gradient is d(x_i) = ∂c/∂f(f(x_i), y_i). The parameter
+gradient then is
+
+.. math::
+
+    \partial_\theta C = \frac1N \sum_i J(x_i)^\top d(x_i),
+
+so gradient flow ∂_t θ = −∂_θ C moves the outputs by ∂_t f = −(1/N) Θ d (Θ the N n_L × N n_L
+Gram matrix of the NTK), i.e. ∂_t f = −Φ_Θ(⟨d, ·⟩_{p_in}). :mod:`ntkbook.training` and
+:mod:`ntkbook.regression` use this convention when ``normalise=True``; ``normalise=False`` drops
+the 1/N (the sum-of-squares cost ½ Σ_i ‖f(x_i) − y_i‖² of Lee et al. 2019), with the same d.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> f = jnp.array([[1.0], [3.0]]); y = jnp.zeros((2, 1))
+    >>> float(mse(f, y))  # ½ · (1 + 9) / 2
+    2.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+
+Array = jax.Array
+
+
+class Cost(NamedTuple):
+    """A cost given by its value and its function-space gradient.
+
+    Attributes:
+        value: ``value(f, y)`` → C(f), a scalar, averaged over the N points (p_in convention).
+        grad: ``grad(f, y)`` → d = ∂C/∂f with respect to ⟨·,·⟩_{p_in}, shape (N, k).
+    """
+
+    value: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+
+
+def _pair(f: object, g: object, *, names: tuple[str, str] = ("f", "g")) -> tuple[Array, Array]:
+    """Validate two functions-on-the-data of the same shape (N, k)."""
+    f = _checks.matrix(names[0], f)
+    g = _checks.matrix(names[1], g)
+    if f.shape != g.shape:
+        raise ValueError(f"{names[1]}: shape {g.shape} does not match {names[0]} {f.shape}")
+    return f, g
+
+
+def _inner(f: Array, g: Array) -> Array:
+    """⟨f, g⟩_{p_in} without validation (jit-safe)."""
+    return jnp.sum(f * g) / f.shape[0]
+
+
+def inner(f: object, g: object) -> Array:
+    r"""The p_in inner product of two functions given on the N training inputs.
+
+    .. math:: \langle f, g\rangle_{p^{in}} = \frac1N \sum_{i=1}^N f(x_i)^\top g(x_i)
+
+    Args:
+        f, g: arrays (N, k) of the same shape.
+
+    Returns:
+        A scalar.
+    """
+    return _inner(*_pair(f, g))
+
+
+def norm(f: object) -> Array:
+    r"""‖f‖_{p_in} = √⟨f, f⟩_{p_in} for f of shape (N, k)."""
+    f = _checks.matrix("f", f)
+    return jnp.sqrt(_inner(f, f))
+
+
+def _mse(f: Array, y: Array) -> Array:
+    return 0.5 * _inner(f - y, f - y)
+
+
+def _mse_grad(f: Array, y: Array) -> Array:
+    return f - y
+
+
+def mse(f: object, y: object, *, normalise: bool = True) -> Array:
+    r"""The least-squares cost.
+
+    .. math:: C(f) = \tfrac12 \|f - y\|^2_{p^{in}} = \frac1{2N}\sum_i \|f(x_i) - y_i\|^2
+
+    (without the 1/N when ``normalise=False``: ½ Σ_i ‖f(x_i) − y_i‖², as in Lee et al. 2019).
+
+    Args:
+        f: outputs (N, k).
+        y: targets (N, k).
+        normalise: use the p_in average (default) or the plain sum.
+    """
+    f, y = _pair(f, y, names=("f", "y"))
+    c = _mse(f, y)
+    return c if normalise else c * f.shape[0]
+
+
+def mse_grad(f: object, y: object) -> Array:
+    r"""The function-space gradient of :func:`mse`: d = f − y (the same for both ``normalise``)."""
+    return _mse_grad(*_pair(f, y, names=("f", "y")))
+
+
+MSE = Cost(value=_mse, grad=_mse_grad)
+"""The least-squares :class:`Cost` (unvalidated callables, safe inside ``jit``)."""
+
+
+def from_pointwise(loss: Callable[[Array, Array], Array]) -> Cost:
+    r"""Turn a per-example loss c(f(x), y) into a :class:`Cost` whose gradient comes by autodiff.
+
+    .. math:: C(f) = \frac1N\sum_i c(f(x_i), y_i), \qquad d(x_i) = \partial_f c(f(x_i), y_i)
+
+    Args:
+        loss: ``loss(f_i, y_i)`` → scalar for one example (f_i, y_i of shape (k,)).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> huber = from_pointwise(lambda f, y: jnp.sum(jnp.sqrt(1 + (f - y) ** 2) - 1))
+        >>> huber.grad(jnp.zeros((2, 1)), jnp.zeros((2, 1))).shape
+        (2, 1)
+    """
+    if not callable(loss):
+        raise ValueError(f"loss: expected a callable loss(f_i, y_i), got {loss!r}")
+    per_example = jax.vmap(loss)
+    grad = jax.vmap(jax.grad(loss))
+    return Cost(value=lambda f, y: jnp.mean(per_example(f, y)), grad=grad)

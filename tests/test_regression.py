@@ -1,0 +1,216 @@
+"""Tests of ntkbook.regression against independent dense computations (scipy.linalg.expm, explicit
+iteration, Cholesky GP inference, Monte Carlo over Gaussian initial functions)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+from ntkbook import regression
+
+N, M, K = 6, 4, 2
+
+
+def _psd(seed: int, n: int, rank: int) -> np.ndarray:
+    a = np.random.default_rng(seed).normal(size=(n, rank))
+    return a @ a.T / rank
+
+
+def _problem(seed: int = 0, rank: int = N + 3):
+    """A random PSD kernel on X ∪ Z (first N rows are X), targets and initial outputs."""
+    rng = np.random.default_rng(seed + 100)
+    kern = _psd(seed, N + M, rank)
+    y = rng.normal(size=(N, K))
+    f0x, f0z = rng.normal(size=(N, K)), rng.normal(size=(M, K))
+    return kern[:N, :N], kern[N:, :N], kern[N:, N:], y, f0x, f0z
+
+
+def _expm_reference(txx, tzx, y, f0x, f0z, a):
+    """f_t = f_0 + Θ(·,X)Θ⁻¹(I − e^{−aΘ})(Y − f_0) with a dense scipy expm (float64)."""
+    decay = np.eye(N) - sl.expm(-a * txx)
+    train = f0x + decay @ (y - f0x)
+    test = f0z + tzx @ np.linalg.solve(txx, decay @ (y - f0x))
+    return train, test
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_gradient_flow_matches_dense_expm(normalise):
+    txx, tzx, _, y, f0x, f0z = _problem()
+    times, lr = np.array([0.0, 0.3, 2.0, 40.0]), 0.7
+    out = regression.gradient_flow(
+        txx, y, f0x, t=times, lr=lr, theta_zx=tzx, f0_z=f0z, normalise=normalise
+    )
+    s = 1 / N if normalise else 1.0
+    for i, t in enumerate(times):
+        train, test = _expm_reference(txx, tzx, y, f0x, f0z, lr * s * t)
+        # both sides are float64 dense linear algebra on a kernel with condition number ~1e2:
+        # agreement to ~1e3·eps·cond is expected; 1e-10 absolute leaves margin
+        np.testing.assert_allclose(out.train[i], train, atol=1e-10)
+        np.testing.assert_allclose(out.test[i], test, atol=1e-10)
+
+
+def test_gradient_flow_scalar_time_and_infinity():
+    txx, tzx, kzz, y, f0x, f0z = _problem(1)
+    single = regression.gradient_flow(txx, y, f0x, t=1.5, theta_zx=tzx, f0_z=f0z)
+    stacked = regression.gradient_flow(txx, y, f0x, t=[1.5], theta_zx=tzx, f0_z=f0z)
+    assert single.train.shape == (N, K) and single.test.shape == (M, K)
+    np.testing.assert_array_equal(single.train, stacked.train[0])
+    # t = ∞ interpolates the targets, and on Z (with f0 = 0) equals the GP posterior mean
+    # computed through a Cholesky factorisation (an independent solver)
+    inf = regression.gradient_flow(txx, y, t=np.inf, theta_zx=tzx)
+    np.testing.assert_allclose(inf.train, y, atol=1e-10)
+    gp = regression.gp_posterior(txx, tzx, kzz, y)
+    np.testing.assert_allclose(inf.test, gp.mean, atol=1e-10)
+
+
+def test_rank_deficient_kernel_is_fine_at_finite_time():
+    """g(λ) = (1 − e^{−aλ})/λ → a as λ → 0: no division by a zero eigenvalue at finite t."""
+    txx, tzx, _, y, f0x, f0z = _problem(2, rank=3)
+    out = regression.gradient_flow(txx, y, f0x, t=5.0, lr=1.0)
+    want = f0x + (np.eye(N) - sl.expm(-5.0 / N * txx)) @ (y - f0x)
+    np.testing.assert_allclose(out.train, want, atol=1e-10)
+    with pytest.raises(ValueError, match="^theta_xx: singular"):
+        regression.gradient_flow(txx, y, f0x, t=np.inf)
+    # with a ridge the converged solution exists: Θ(X,X)(Θ(X,X) + rI)⁻¹(Y − f0) on X
+    ridge = regression.gradient_flow(txx, y, f0x, t=np.inf, reg=0.1)
+    want = f0x + txx @ np.linalg.solve(txx + 0.1 * np.eye(N), y - f0x)
+    np.testing.assert_allclose(ridge.train, want, atol=1e-10)
+
+
+def test_gradient_descent_matches_explicit_iteration():
+    txx, tzx, _, y, f0x, f0z = _problem(3)
+    lr, steps = 2.0, [0, 1, 7, 30]
+    out = regression.gradient_descent(txx, y, f0x, steps=steps, lr=lr, theta_zx=tzx, f0_z=f0z)
+    fx, fz = f0x.copy(), f0z.copy()
+    for k in range(max(steps) + 1):
+        if k in steps:
+            i = steps.index(k)
+            # float64 iteration of a contraction: round-off stays ~k·eps
+            np.testing.assert_allclose(out.train[i], fx, atol=1e-11)
+            np.testing.assert_allclose(out.test[i], fz, atol=1e-11)
+        d = fx - y
+        fx, fz = fx - lr / N * txx @ d, fz - lr / N * tzx @ d
+
+
+def test_full_kernel_matches_dense_expm_and_kron_identity():
+    """A full (N, N, k, k) kernel: flattened over (i, k) pairs; Θ ⊗ Id equals the traced form."""
+    txx, tzx, _, y, f0x, f0z = _problem(4)
+    full_kernel = _psd(5, (N + M) * K, (N + M) * K + 2).reshape(N + M, K, N + M, K)
+    full_kernel = full_kernel.transpose(0, 2, 1, 3)  # (N+M, N+M, K, K)
+    fxx, fzx = full_kernel[:N, :N], full_kernel[N:, :N]
+    out = regression.gradient_flow(fxx, y, f0x, t=3.0, theta_zx=fzx, f0_z=f0z)
+    flat = fxx.transpose(0, 2, 1, 3).reshape(N * K, N * K)
+    flat_z = fzx.transpose(0, 2, 1, 3).reshape(M * K, N * K)
+    decay = np.eye(N * K) - sl.expm(-3.0 / N * flat)
+    r = (y - f0x).reshape(-1)
+    np.testing.assert_allclose(out.train, f0x + (decay @ r).reshape(N, K), atol=1e-10)
+    want_z = f0z + (flat_z @ np.linalg.solve(flat, decay @ r)).reshape(M, K)
+    np.testing.assert_allclose(out.test, want_z, atol=1e-10)
+    eye = np.eye(K)
+    kron = regression.gradient_flow(
+        np.einsum("ij,kl->ijkl", txx, eye), y, f0x, t=3.0,
+        theta_zx=np.einsum("ij,kl->ijkl", tzx, eye), f0_z=f0z,
+    )
+    traced = regression.gradient_flow(txx, y, f0x, t=3.0, theta_zx=tzx, f0_z=f0z)
+    np.testing.assert_allclose(kron.train, traced.train, atol=1e-12)
+    np.testing.assert_allclose(kron.test, traced.test, atol=1e-12)
+
+
+def test_gp_posterior_matches_dense_formula():
+    txx, tzx, kzz, y, *_ = _problem(6)
+    gp = regression.gp_posterior(txx, tzx, kzz, y, reg=0.05)
+    inv = np.linalg.inv(txx + 0.05 * np.eye(N))
+    np.testing.assert_allclose(gp.mean, tzx @ inv @ y, atol=1e-10)
+    np.testing.assert_allclose(gp.cov, kzz - tzx @ inv @ tzx.T, atol=1e-10)
+
+
+def test_ensemble_moments_limits():
+    """t = 0: the prior GP(0, K); t = ∞ with Θ = K: the GP posterior (Lee et al. 2019, §2.3)."""
+    kxx, kzx, kzz, y, *_ = _problem(7)
+    txx, tzx = _problem(8)[:2]
+    at0 = regression.ensemble_moments(kxx, kzx, kzz, txx, tzx, y, t=0.0)
+    np.testing.assert_allclose(at0.mean, np.zeros((M, K)), atol=1e-14)
+    np.testing.assert_allclose(at0.cov, kzz, atol=1e-12)
+    gp = regression.gp_posterior(kxx, kzx, kzz, y)
+    inf = regression.ensemble_moments(kxx, kzx, kzz, kxx, kzx, y, t=np.inf)
+    np.testing.assert_allclose(inf.mean, gp.mean, atol=1e-10)
+    np.testing.assert_allclose(inf.cov, gp.cov, atol=1e-10)
+
+
+def test_ensemble_moments_match_monte_carlo_over_initial_functions():
+    """f_0 ~ GP(0, K) on X ∪ Z, each sample evolved under Θ by the (expm-tested) flow: the sample
+    mean and covariance match eqs. (15)–(16) within their standard errors."""
+    kern = _psd(9, N + M, N + M + 1)  # K on X ∪ Z
+    theta = _psd(10, N + M, N + M + 2)  # a different Θ
+    y = np.random.default_rng(11).normal(size=(N, 1))
+    t, s = 4.0, 6000
+    mom = regression.ensemble_moments(
+        kern[:N, :N], kern[N:, :N], kern[N:, N:], theta[:N, :N], theta[N:, :N], y, t=t
+    )
+    f0 = np.linalg.cholesky(kern + 1e-12 * np.eye(N + M)) @ np.random.default_rng(12).normal(
+        size=(N + M, s)
+    )
+    out = regression.gradient_flow(
+        theta[:N, :N], np.repeat(y, s, axis=1), f0[:N], t=t, theta_zx=theta[N:, :N], f0_z=f0[N:]
+    )
+    samples = np.asarray(out.test)  # (M, s): s independent draws of f_t(Z)
+    mean, cov = samples.mean(axis=1), np.cov(samples)
+    # Gaussian samples: SE(mean_a) = √(Σ_aa / s); SE(cov_ab) = √((Σ_aa Σ_bb + Σ_ab²) / s).
+    # 5 SE bounds every one of the M + M² entries with family-wise false-alarm rate < 1e-4.
+    var = np.diag(mom.cov)
+    assert np.all(np.abs(mean - mom.mean[:, 0]) <= 5 * np.sqrt(var / s))
+    se_cov = np.sqrt((np.outer(var, var) + np.asarray(mom.cov) ** 2) / s)
+    assert np.all(np.abs(cov - mom.cov) <= 5 * se_cov)
+
+
+def test_time_axis_shapes():
+    kxx, kzx, kzz, y, *_ = _problem(13)
+    mom = regression.ensemble_moments(kxx, kzx, kzz, kxx, kzx, y, t=[0.5, 1.0, np.inf])
+    assert mom.mean.shape == (3, M, K) and mom.cov.shape == (3, M, M)
+
+
+def _bad(call, name):
+    with pytest.raises(ValueError, match=f"^{name}"):
+        call()
+
+
+def test_bad_inputs_name_the_argument():
+    txx, tzx, kzz, y, f0x, f0z = _problem(14)
+    gf = regression.gradient_flow
+    _bad(lambda: gf(txx[:, :-1], y, t=1.0), "theta_xx")  # not square
+    _bad(lambda: gf(txx + np.triu(np.ones((N, N)), 1), y, t=1.0), "theta_xx")  # not symmetric
+    _bad(lambda: gf(txx - 2 * np.eye(N) * np.abs(txx).max(), y, t=1.0), "theta_xx")  # indefinite
+    _bad(lambda: gf(np.ones((N, N, 2)), y, t=1.0), "theta_xx")
+    _bad(lambda: gf(txx, y[:-1], t=1.0), "y")
+    _bad(lambda: gf(txx, _nan(y), t=1.0), "y")
+    _bad(lambda: gf(txx, y, f0x[:, :1], t=1.0), "f0_x")
+    _bad(lambda: gf(txx, y, t=-1.0), "t")
+    _bad(lambda: gf(txx, y, t=np.nan), "t")
+    _bad(lambda: gf(txx, y, t=[[1.0]]), "t")
+    _bad(lambda: gf(txx, y, t=1.0, lr=0.0), "lr")
+    _bad(lambda: gf(txx, y, t=1.0, reg=-1.0), "reg")
+    _bad(lambda: gf(txx, y, t=1.0, theta_zx=tzx[:, :-1]), "theta_zx")
+    _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx), "f0_z")
+    _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx, f0_z=f0z[:-1]), "f0_z")
+    _bad(lambda: regression.gradient_descent(txx, y, steps=1.5, lr=1.0), "steps")
+    singular = _psd(15, N, 2)
+    _bad(lambda: regression.gp_posterior(singular, tzx, kzz, y), "k_xx")
+    _bad(lambda: regression.gp_posterior(txx, tzx, kzz[:-1, :-1], y), "k_zz")
+    _bad(lambda: regression.gp_posterior(txx, tzx[:, :-1], kzz, y), "k_zx")
+    em = regression.ensemble_moments
+    _bad(lambda: em(txx, tzx, kzz, txx[:-1, :-1], tzx, y, t=1.0), "theta_xx")
+    _bad(lambda: em(txx, tzx, kzz, txx, tzx[:-1], y, t=1.0), "theta_zx")
+    _bad(lambda: em(txx, tzx, kzz, singular, tzx, y, t=np.inf), "theta_xx")
+
+
+def _nan(a):
+    a = np.array(a)
+    a[0, 0] = np.nan
+    return a
+
+
+def test_jax_inputs_accepted():
+    txx, tzx, _, y, f0x, f0z = _problem(16)
+    a = regression.gradient_flow(jnp.asarray(txx), jnp.asarray(y), jnp.asarray(f0x), t=1.0)
+    b = regression.gradient_flow(txx, y, f0x, t=1.0)
+    np.testing.assert_array_equal(a.train, b.train)
