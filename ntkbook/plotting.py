@@ -426,3 +426,151 @@ def network_schematic(
         ax.set_aspect("auto")
         ax.axis("off")
     return ax
+
+
+# ------------------------------------------ distributions and functions of the angle (ch. 3–4)
+
+
+def _finite_array(name: str, values: object, ndim: tuple[int, ...]) -> np.ndarray:
+    """``values`` as a finite float array with one of the allowed numbers of dimensions."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim not in ndim or arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected a non-empty finite {ndim}-D array, got {arr.shape}")
+    return arr
+
+
+def histogram_vs_gaussian(
+    ax: Axes | None,
+    samples: Sequence[float] | np.ndarray,
+    variance: float,
+    *,
+    label: str | None = None,
+    bins: int = 60,
+    color: str | None = None,
+) -> Axes:
+    r"""Histogram (density, log y-axis) of draws beside the density of N(0, v).
+
+    .. math::
+
+        p(z) = \frac{1}{\sqrt{2\pi v}} e^{-z^2 / (2v)}
+
+    On a log axis the Gaussian is a parabola, so heavy tails show as excess mass at the ends.
+
+    Args:
+        ax: axes to draw on, or ``None`` for a new figure.
+        samples: 1-D draws, finite.
+        variance: v > 0 of the reference Gaussian (e.g. Σ^{(L)}(x, x)).
+        label: legend label of the histogram.
+        bins: number of bins (≥ 2).
+        color: histogram colour.
+
+    Returns:
+        The axes; the reference density is the last line (``ax.lines[-1]``).
+    """
+    z = _finite_array("samples", samples, (1,))
+    v = _checks.positive("variance", variance)
+    bins = _checks.positive_int("bins", bins, minimum=2)
+    ax = _axes(ax)
+    with style():
+        ax.hist(z, bins=bins, density=True, histtype="step", lw=1.8, color=color, label=label)
+        grid = np.linspace(z.min(), z.max(), 200)
+        ax.plot(grid, np.exp(-(grid**2) / (2 * v)) / np.sqrt(2 * np.pi * v), "--", color="0.2",
+                label=rf"$\mathcal{{N}}(0, {v:.3g})$")
+        ax.set_yscale("log")
+        ax.set_xlabel("$f(x)$")
+        ax.set_ylabel("density")
+        ax.legend()
+    return ax
+
+
+def qq_vs_gaussian(
+    ax: Axes | None,
+    samples: Sequence[float] | np.ndarray,
+    variance: float,
+    *,
+    label: str | None = None,
+    n_quantiles: int = 200,
+    color: str | None = None,
+) -> Axes:
+    r"""Quantile–quantile plot of draws against N(0, v): sample quantiles vs √v Φ^{-1}(p).
+
+    Points on the diagonal mean the draws follow N(0, v); an S-shape means heavier (or lighter)
+    tails. Quantile levels p_i = (i − ½)/m, i = 1 … m.
+
+    Args:
+        ax: axes to draw on, or ``None`` for a new figure.
+        samples: 1-D draws, finite.
+        variance: v > 0 of the reference Gaussian.
+        label: legend label.
+        n_quantiles: m ≥ 2 quantile levels.
+        color: marker colour.
+
+    Returns:
+        The axes; the diagonal is the last line (``ax.lines[-1]``).
+    """
+    from scipy.special import ndtri
+
+    z = _finite_array("samples", samples, (1,))
+    v = _checks.positive("variance", variance)
+    m = _checks.positive_int("n_quantiles", n_quantiles, minimum=2)
+    p = (np.arange(1, m + 1) - 0.5) / m
+    theory = np.sqrt(v) * ndtri(p)
+    ax = _axes(ax)
+    with style():
+        ax.plot(theory, np.quantile(z, p), ".", color=color, label=label)
+        ax.plot(theory, theory, "-", color="0.2", lw=1.0, label="$y = x$")
+        ax.set_xlabel(r"quantile of $\mathcal{N}(0, \Sigma)$")
+        ax.set_ylabel("sample quantile")
+        ax.legend()
+    return ax
+
+
+def curves_vs_angle(
+    ax: Axes | None,
+    angles: Sequence[float] | np.ndarray,
+    curves: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    reference: Sequence[float] | np.ndarray | None = None,
+    label: str | None = None,
+    reference_label: str | None = None,
+    color: str | None = None,
+    alpha: float = 0.6,
+) -> Axes:
+    r"""Several curves y_s(γ) against an angle γ (thin), and optionally a reference curve (bold).
+
+    Used for sample functions f_s(x(γ)) on the unit circle x(γ) = (cos γ, sin γ), and for kernels
+    K(x(0), x(γ)) of finite networks beside their infinite-width limit.
+
+    Args:
+        ax: axes to draw on, or ``None`` for a new figure.
+        angles: γ, shape (N,), finite.
+        curves: (S, N) or (N,) values, finite.
+        reference: the limit curve (N,), drawn bold and dashed in black.
+        label: legend label of the thin curves (given once).
+        reference_label: legend label of the reference.
+        color: colour of the thin curves (default: next in the palette).
+        alpha: opacity of the thin curves, in (0, 1].
+
+    Returns:
+        The axes; ``ax.lines`` are the S curves, then the reference if any.
+    """
+    g = _finite_array("angles", angles, (1,))
+    y = np.atleast_2d(_finite_array("curves", curves, (1, 2)))
+    if y.shape[1] != g.size:
+        raise ValueError(f"curves: expected (S, {g.size}) to match angles, got {y.shape}")
+    ax = _axes(ax)
+    with style():
+        colour = color
+        for s, row in enumerate(y):
+            (line,) = ax.plot(g, row, "-", color=colour, lw=1.0, alpha=alpha,
+                              label=label if s == 0 else None)
+            colour = line.get_color()
+        if reference is not None:
+            ref = _finite_array("reference", reference, (1,))
+            if ref.shape != g.shape:
+                raise ValueError(f"reference: expected shape {g.shape}, got {ref.shape}")
+            ax.plot(g, ref, "--", color="black", lw=2.2, label=reference_label)
+        ax.set_xlabel(r"angle $\gamma$")
+        if label is not None or reference_label is not None:
+            ax.legend()
+    return ax
