@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
@@ -127,14 +128,22 @@ def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
     Returns:
         A tuple of :class:`Dense`, one per affine layer l = 0 … L − 1.
     """
-    keys = jax.random.split(key, net.depth)
-    params = []
-    for k, n_in, n_out in zip(keys, net.widths[:-1], net.widths[1:], strict=True):
-        kw, kb = jax.random.split(k)
-        W = jax.random.normal(kw, (n_in, n_out), dtype)
-        b = jax.random.normal(kb, (n_out,), dtype)
+    return _init(key, net, jnp.dtype(dtype))
+
+
+@partial(jax.jit, static_argnames=("net", "dtype"))
+def _init(key: Array, net: MLP, dtype: jnp.dtype) -> Params:
+    # One normal draw for all parameters, then sliced: one compiled RNG kernel per network
+    # instead of 2L (compiling the Gaussian sampler dominates init time on CPU).
+    shapes = [(n_in, n_out) for n_in, n_out in zip(net.widths[:-1], net.widths[1:], strict=True)]
+    z = jax.random.normal(key, (sum(n_in * n_out + n_out for n_in, n_out in shapes),), dtype)
+    params, offset = [], 0
+    for n_in, n_out in shapes:
+        W = z[offset : offset + n_in * n_out].reshape(n_in, n_out)
+        b = z[offset + n_in * n_out : offset + n_in * n_out + n_out]
+        offset += n_in * n_out + n_out
         if net.parametrisation == "standard":
-            W = W * (net.sigma_w / jnp.sqrt(jnp.asarray(n_in, dtype)))
+            W = W * (net.sigma_w / n_in**0.5)
             b = b * net.beta
         params.append(Dense(W, b))
     return tuple(params)
@@ -196,5 +205,8 @@ def apply(
     """
     check_params(net, params)
     x = _checks.matrix("x", x, n_features=net.widths[0])
-    layers = forward(net, params, x)
+    layers = _forward_jit(net, params, x)
     return (layers.pre[-1], layers) if return_layers else layers.pre[-1]
+
+
+_forward_jit = jax.jit(forward, static_argnums=0)
