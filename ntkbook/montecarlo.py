@@ -57,16 +57,6 @@ class MeanSem(NamedTuple):
     sem: Array
 
 
-def _check_key(name: str, key: object) -> Array:
-    """A single ``jax.random`` key (typed, or legacy uint32 (2,)), else ``ValueError``."""
-    if isinstance(key, jax.Array):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return key
-        if key.dtype == jnp.uint32 and key.shape == (2,):
-            return key
-    raise ValueError(f"{name}: expected a single jax.random key (jax.random.key(s)), got {key!r}")
-
-
 @partial(jax.jit, static_argnames=("fn", "n_samples", "chunk_size"))
 def _ensemble(fn: Callable[[Array], Any], key: Array, n_samples: int, chunk_size: int) -> Any:
     return jax.lax.map(fn, jax.random.split(key, n_samples), batch_size=chunk_size)
@@ -97,7 +87,7 @@ def ensemble(
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
-    key = _check_key("key", key)
+    key = _checks.key("key", key)
     n_samples = _checks.positive_int("n_samples", n_samples)
     chunk = n_samples if chunk_size is None else _checks.positive_int("chunk_size", chunk_size)
     return _ensemble(fn, key, n_samples, min(chunk, n_samples))
@@ -194,7 +184,7 @@ def fit_rate(
     level = _checks.positive("confidence", confidence)
     if level >= 1:
         raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
-    key = _check_key("key", jax.random.key(0) if key is None else key)
+    key = _checks.key("key", jax.random.key(0) if key is None else key)
 
     # Resampling indices from JAX (reproducible from ``key``); the arithmetic in float64 NumPy.
     if e.ndim == 1:
@@ -345,7 +335,7 @@ def gaussian_samples(key: Array, cov: Array, n_samples: int, *, jitter: float = 
     Returns:
         (S, D) draws.
     """
-    key = _check_key("key", key)
+    key = _checks.key("key", key)
     k = _checks.matrix("cov", cov)
     if k.shape[0] != k.shape[1] or not bool(jnp.allclose(k, k.T)):
         raise ValueError(f"cov: expected a symmetric square matrix, got shape {k.shape}")
