@@ -1,0 +1,134 @@
+"""Benchmark of ntkbook.empirical.ntk: every method on the issue's two workloads (issue 4, item 8).
+
+Workloads (float32, ReLU, NTK parametrisation, the full kernel Θ_kk′ of shape (N, N, n_L, n_L)):
+
+- ``mlp512``: 3 hidden layers of width 512 — widths (64, 512, 512, 512, 1) — on N = 512 inputs
+  of dimension d = 64;
+- ``fc2048``: "FC 3×2048" — widths (3072, 2048, 2048, 2048, 8) — on N = 16 inputs of dimension
+  3072 (CIFAR-sized), 8 outputs.
+
+("3 layers" is read as three hidden layers of that width, the larger of the two readings.)
+
+The structured method runs at the full N. The autodiff methods (Jacobian contraction, NTK-vector
+products) are too slow for the full N on the shared 2-core machine, so they run on the first
+``n_points_measured`` inputs and ``seconds_at_full_n`` scales that by (N/N_measured)² — their
+cost is ∝ N1·N2 — an extrapolation, labelled as such.
+
+Baseline, in the same process: the jitted forward pass of the same network on the same N inputs
+(``ratio_to_forward`` = method time / forward time). Each time is the best of ``--repeats`` calls
+after one warm-up call that compiles. neural-tangents' figures quoted in the issue (same
+workloads, a 2-core CPU) are printed beside ours; ``speedup_vs_nt_fastest`` divides their fastest
+method's time by our ``structured`` time — a cross-machine comparison, so indicative only.
+
+Run ``python benchmarks/empirical.py`` (prints one JSON object); ``--quick`` shrinks N for a
+smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from ntkbook import empirical, networks
+
+NEURAL_TANGENTS_S = {
+    "mlp512": {"jacobian": 1.6, "ntvp": 4.3, "structured": 0.022},
+    "fc2048": {"jacobian": 23.7, "ntvp": 3.20, "structured": 0.318},
+}
+WORKLOADS = {
+    # name: (widths, N, batch_size for the autodiff methods — bounds their N·n_L·P memory,
+    #        N at which the autodiff methods are measured on the shared 2-core CPU)
+    "mlp512": ((64, 512, 512, 512, 1), 512, 64, 64),
+    "fc2048": ((3072, 2048, 2048, 2048, 8), 16, 4, 4),
+}
+
+
+def _best_of(fn: Callable[[], jax.Array], repeats: int) -> tuple[float, jax.Array]:
+    """(minimum wall time over ``repeats`` calls after one warm-up call that compiles, result)."""
+    out = jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
+    widths, n, batch, n_autodiff = WORKLOADS[name]
+    n = n_points or n
+    n_autodiff = min(n, n_autodiff)
+    net = networks.mlp(widths, activation="relu")
+    params = networks.init(jax.random.key(0), net, dtype=jnp.float32)
+    x = jax.random.normal(jax.random.key(1), (n, widths[0]), jnp.float32)
+    forward = jax.jit(lambda p, a: networks.forward(net, p, a).pre[-1])
+    t_forward, _ = _best_of(lambda: forward(params, x), repeats)
+    result: dict = {
+        "widths": list(widths),
+        "n_points": n,
+        "n_params": sum(int(leaf.size) for leaf in jax.tree.leaves(params)),
+        "baseline": "jitted forward pass, same net and inputs",
+        "forward_s": t_forward,
+        "methods": {},
+    }
+    kernels = {}
+    for method in ("structured", "jacobian", "ntvp"):
+        structured = method == "structured"
+        batch_size = None if structured else min(batch, n)
+        m_points = n if structured else n_autodiff
+        xm = x[:m_points]
+        def call(m: str = method, b: int | None = batch_size, a: jax.Array = xm) -> jax.Array:
+            return empirical.ntk(net, params, a, method=m, batch_size=b)
+
+        seconds, kernels[method] = _best_of(call, repeats if structured else 1)
+        result["methods"][method] = {
+            "seconds": seconds,
+            "n_points_measured": m_points,
+            # The autodiff methods cost ∝ N² (block pairs) here: their time at the full N.
+            "seconds_at_full_n": seconds * (n / m_points) ** 2,
+            "batch_size": batch_size,
+            "ratio_to_forward": seconds * (n / m_points) ** 2 / t_forward,
+            "neural_tangents_s": NEURAL_TANGENTS_S[name][method],
+        }
+    ref = kernels["jacobian"]
+    for method, theta in kernels.items():
+        theta = theta[:n_autodiff, :n_autodiff]
+        rel = jnp.linalg.norm((theta - ref).ravel()) / jnp.linalg.norm(ref.ravel())
+        result["methods"][method]["rel_diff_to_jacobian"] = float(rel)
+    structured = result["methods"]["structured"]["seconds"]
+    result["speedup_vs_nt_fastest"] = min(NEURAL_TANGENTS_S[name].values()) / structured
+    return result
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 32 / 4: a smoke test")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    out = {
+        "benchmark": "empirical.ntk",
+        "dtype": "float32",
+        "jax": jax.__version__,
+        "device": jax.devices()[0].device_kind,
+        "machine": platform.processor() or platform.machine(),
+        "workloads": {
+            "mlp512": run_workload("mlp512", n_points=32 if args.quick else None,
+                                   repeats=args.repeats),
+            "fc2048": run_workload("fc2048", n_points=4 if args.quick else None,
+                                   repeats=args.repeats),
+        },
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
