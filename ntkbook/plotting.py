@@ -219,8 +219,23 @@ def loglog_rate(
             )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.legend()
+        _integer_ticks(ax, xs)
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend()
     return ax
+
+
+def _integer_ticks(ax: Axes, xs: np.ndarray) -> None:
+    """On a log x-axis over a few integers (widths), label exactly those integers; otherwise
+    drop the minor tick labels, which overlap when the axis spans less than two decades."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    if xs.size <= 10 and np.all(xs == np.round(xs)):
+        ax.xaxis.set_major_locator(FixedLocator(xs))
+        ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:.0f}")
+        ax.xaxis.set_minor_locator(NullLocator())
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _blocks(K: np.ndarray) -> tuple[np.ndarray, int]:

@@ -167,3 +167,9 @@ def test_network_schematic_numeric_labels_and_bad_nodes():
         plotting.network_schematic(nodes=(2, 9, 1))
     with pytest.raises(ValueError, match=r"^widths"):
         plotting.network_schematic(nodes=(2,))
+
+
+def test_loglog_rate_labels_integer_widths_exactly():
+    ax = plotting.loglog_rate(None, [32, 64, 128], [1.0, 0.7, 0.5])
+    ax.figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128"]
