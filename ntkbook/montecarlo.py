@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import _checks, empirical, networks
 
 Array = jax.Array
 
@@ -347,3 +347,89 @@ def gaussian_samples(key: Array, cov: Array, n_samples: int, *, jitter: float = 
         raise ValueError("cov: not positive semi-definite (Cholesky failed); raise jitter?")
     z = jax.random.normal(key, (n_samples, k.shape[0]), k.dtype)
     return z @ chol.T
+
+
+# ------------------------------------------------- empirical NTKs at initialisation (chapter 4)
+
+
+class InitNTK(NamedTuple):
+    """Empirical NTKs of S independent initialisations of one architecture.
+
+    Attributes:
+        by_layer: (S, L, N1, N2), traced contribution of the parameters (W^{(l)}, b^{(l)}) of
+            each affine layer (:func:`ntkbook.empirical.ntk_by_layer`); summed over l it is the
+            traced NTK (1/n_L) Σ_k Θ_kk.
+        full: (S, N1, N2, n_L, n_L), the full kernel Θ_kk′(x, x′) (:func:`ntkbook.empirical.ntk`).
+    """
+
+    by_layer: Array
+    full: Array
+
+
+def _init_ntk(
+    net: networks.MLP, x1: Array, x2: Array | None, dtype: jnp.dtype, key: Array
+) -> InitNTK:
+    params = networks.init(key, net, dtype=dtype)
+    return InitNTK(empirical.ntk_by_layer(net, params, x1, x2), empirical.ntk(net, params, x1, x2))
+
+
+def ntk_at_init(
+    net: networks.MLP,
+    key: Array,
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    n_samples: int,
+    dtype: object = jnp.float32,
+    chunk_size: int | None = None,
+) -> InitNTK:
+    r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.
+
+    .. math::
+
+        \Theta_{kk'}(x, x'; \theta_s) = \sum_p \partial_{\theta_p} f_k(x; \theta_s)\,
+            \partial_{\theta_p} f_{k'}(x'; \theta_s), \qquad s = 1, \dots, S,
+
+    split by layer as well (the §4.2 split: index L − 1 of ``by_layer`` is the last layer).
+    Sample s uses the key k_s = ``jax.random.split(key, n_samples)[s]`` and is what
+    ``empirical.ntk(net, networks.init(k_s, net, dtype=dtype), x1, x2)`` returns; all S run in
+    one compiled :func:`ensemble` (vmapped in chunks of ``chunk_size``).
+
+    Args:
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        key: a ``jax.random`` key.
+        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
+        n_samples: S ≥ 1.
+        dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
+        chunk_size: initialisations per vmapped chunk (peak memory ∝ chunk_size · parameters).
+
+    Returns:
+        :class:`InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L, n_L))``.
+
+    Raises:
+        ValueError: naming ``net``, ``key``, ``x1``, ``x2``, ``n_samples``, ``dtype`` or
+            ``chunk_size``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from ntkbook import networks
+        >>> net = networks.mlp((2, 64, 3), activation="relu")
+        >>> out = ntk_at_init(net, jax.random.key(0), jnp.eye(2), n_samples=4)
+        >>> out.by_layer.shape, out.full.shape
+        ((4, 2, 2, 2), (4, 2, 2, 3, 3))
+    """
+    if not isinstance(net, networks.MLP):
+        raise ValueError(
+            f"net: expected an MLP from ntkbook.networks.mlp, got {type(net).__name__}"
+        )
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype: not a dtype: {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"dtype: expected a floating dtype, got {dt}")
+    x1 = _checks.matrix("x1", x1, n_features=net.widths[0]).astype(dt)
+    if x2 is not None:
+        x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
+    draw = partial(_init_ntk, net, x1, x2, dt)
+    return ensemble(draw, key, n_samples, chunk_size=chunk_size)
