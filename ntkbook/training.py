@@ -302,8 +302,9 @@ def train(
         y: targets (N, n_L).
         lr: η > 0.
         steps: number of updates k ≥ 0.
-        record_at: a number R ≥ 1 of evenly spaced records (steps 0 and ``steps`` included), or
-            the step indices to record (each in [0, steps]).
+        record_at: a number R ≥ 1 of evenly spaced records (steps 0 and ``steps`` included;
+            fewer if rounding merges some), or the step indices to record (each in [0, steps]).
+            One compilation serves every ``steps`` with the same number of records.
         x_test: test inputs (M, n_0) whose outputs are recorded too.
         cost: ``None`` (MSE), a :class:`ntkbook.costs.Cost`, or a callable ``d(f, y)`` returning the
             function-space gradient ∂C/∂f (then no loss is recorded).
