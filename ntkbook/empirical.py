@@ -112,13 +112,26 @@ def _trace_outputs(theta: Array) -> Array:
 # --------------------------------------------------------------------------- generic methods
 
 
+def _per_example_jacobian(fn: ModelFn, params: Any, x: Array) -> Any:
+    """∂f_k(x_i)/∂θ for every row x_i: leaves of shape (N, n_L, *leaf.shape).
+
+    ``vmap`` over rows of a per-example ``jacrev`` costs N·n_L backward passes of *one* input;
+    ``jacrev`` of the batched model would run N·n_L backward passes of the whole batch.
+    """
+
+    def single(p: Any, row: Array) -> Array:
+        return fn(p, row[None, :])[0]
+
+    return jax.vmap(jax.jacrev(single), in_axes=(None, 0))(params, x)
+
+
 def _jacobian_terms(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Any:
     r"""Per-parameter-leaf contributions Σ_{p ∈ leaf} ∂_p f_k(x) ∂_p f_{k'}(x′) (a pytree).
 
     Each leaf is (N1, N2, n, n), or (N1, N2) if ``traced``.
     """
-    j1 = jax.jacrev(fn)(params, x1)
-    j2 = j1 if x2 is x1 else jax.jacrev(fn)(params, x2)
+    j1 = _per_example_jacobian(fn, params, x1)
+    j2 = j1 if x2 is x1 else _per_example_jacobian(fn, params, x2)
 
     def contract(a: Array, b: Array) -> Array:
         a = a.reshape(a.shape[0], a.shape[1], -1)
