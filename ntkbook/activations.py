@@ -10,6 +10,8 @@ function with :func:`from_function` (σ̇ then comes from autodiff).
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 
 Array = jax.Array
 ArrayFn = Callable[[Array], Array]
+Expectation = Callable[[Array, Array, Array], tuple[Array, Array]]
 
 
 @dataclass(frozen=True)
@@ -28,14 +31,18 @@ class Activation:
         name: a short name, used in error messages, plots and cache keys.
         sigma: σ, applied elementwise.
         sigma_dot: σ̇ = dσ/dz, applied elementwise (a.e. derivative for kinked σ).
-        kinked: True when σ̇ is discontinuous (ReLU, abs, leaky ReLU, step): quadrature
-            rules must then be chosen with care.
+        kinked: True when σ̇ is discontinuous at 0 (ReLU, abs, leaky ReLU): the quadrature of
+            :mod:`ntkbook.limits` then splits its integration domain at the kink.
+        expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ̇(u)σ̇(v)])``
+            for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise over broadcastable
+            arrays; ``None`` means :mod:`ntkbook.limits` integrates numerically.
     """
 
     name: str
     sigma: ArrayFn
     sigma_dot: ArrayFn
     kinked: bool = False
+    expectation: Expectation | None = None
 
     def __call__(self, z: Array) -> Array:
         return self.sigma(z)
@@ -59,10 +66,12 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
     Args:
         fn: an elementwise, JAX-traceable function of one array.
         name: a name for plots and messages (default: ``fn.__name__``).
-        kinked: set True if σ̇ has jumps (affects the quadrature rule in :mod:`ntkbook.limits`).
+        kinked: set True if σ̇ jumps at 0 (selects the kink-aware quadrature of
+            :mod:`ntkbook.limits`).
 
     Returns:
-        The activation.
+        The activation (cached: the same ``fn`` gives the same object, so ``jit`` does not
+        recompile).
 
     Example:
         >>> import jax.numpy as jnp
@@ -72,19 +81,138 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
     """
     if not callable(fn):
         raise ValueError(f"activation: expected a name or a callable, got {fn!r}")
+    try:
+        return _from_function_cached(fn, name, kinked)
+    except TypeError:  # an unhashable callable: build it afresh (jit then retraces per call)
+        return _build(fn, name, kinked)
+
+
+def _build(fn: ArrayFn, name: str | None, kinked: bool) -> Activation:
     label = name or getattr(fn, "__name__", "custom")
     return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
 
 
+_from_function_cached = functools.lru_cache(maxsize=256)(_build)
+
+
+@functools.lru_cache(maxsize=64)
 def leaky_relu(slope: float) -> Activation:
-    """Leaky ReLU σ(z) = max(z, a z) with negative-side slope ``a``; a = -1 gives |z|."""
+    r"""Leaky ReLU σ(z) = z for z > 0, a z otherwise, with closed-form Gaussian expectations.
+
+    Writing σ(z) = a z + (1 − a) relu(z) and using E[u relu(v)] = k12 / 2:
+
+    .. math::
+
+        E[σ(u)σ(v)] = a k_{12} + (1-a)^2 J_{relu}, \qquad
+        E[σ̇(u)σ̇(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
+
+    ``a = 0`` is ReLU, ``a = −1`` is |z|, ``a = 1`` the identity.
+    """
     a = float(slope)
     return Activation(
         f"leaky_relu({a:g})",
         lambda z: jnp.where(z > 0, z, a * z),
         lambda z: jnp.where(z > 0, 1.0, a).astype(jnp.result_type(z, float)),
         kinked=True,
+        expectation=functools.partial(_leaky_relu_expectation, a),
     )
+
+
+def safe_sqrt(x: Array) -> Array:
+    """√max(x, 0) whose gradient is 0 (not inf or NaN) where x ≤ 0."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def correlation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""Scale s = √k11 √k22 and correlation ρ = k12 / s ∈ [−1, 1] of a 2-D Gaussian.
+
+    ρ := 0 where s = 0 (a degenerate input such as x = 0 with β = 0), and ρ is clipped so a
+    rounding error cannot push it outside [−1, 1]. The square roots are taken separately so
+    that tiny variances (deep networks in float32) do not underflow in the product.
+    """
+    s = safe_sqrt(k11) * safe_sqrt(k22)
+    nonzero = s > 0
+    rho = jnp.where(nonzero, k12 / jnp.where(nonzero, s, 1.0), 0.0)
+    return s, jnp.clip(rho, -1.0, 1.0)
+
+
+def angle(rho: Array) -> tuple[Array, Array]:
+    r"""θ = arccos ρ ∈ [0, π] and sin θ = √(1 − ρ²), by elementwise arithmetic only.
+
+    XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
+    θ = atan2(sin θ, ρ) is evaluated here by reduction to t = min/max ∈ [0, 1], shifting by the
+    nearest multiple c of π/16 (atan t = c + atan((t − tan c)/(1 + t tan c)), |argument| ≤
+    tan(π/32)) and an 8-term Taylor series (error < 1e-17). sin θ uses :func:`safe_sqrt`, so
+    ∂θ/∂ρ is finite at ρ = ±1 (x = ±x′), a valid one-sided choice at the kink.
+    """
+    sin = safe_sqrt((1.0 - rho) * (1.0 + rho))
+    a = jnp.abs(rho)
+    hi = jnp.maximum(sin, a)
+    t = jnp.minimum(sin, a) / jnp.where(hi > 0, hi, 1.0)
+    j = sum((t > _TAN_MID[i]).astype(t.dtype) for i in range(4))
+    tan_c = _tan_table(j)
+    x = (t - tan_c) / (1.0 + t * tan_c)
+    x2 = x * x
+    series = 0.0
+    for n in range(7, -1, -1):
+        series = series * x2 + (-1) ** n / (2 * n + 1)
+    phi = j * (jnp.pi / 16) + x * series  # atan t ∈ [0, π/4]
+    phi = jnp.where(sin > a, jnp.pi / 2 - phi, phi)
+    return jnp.where(rho < 0, jnp.pi - phi, phi), sin
+
+
+_TAN_MID = tuple(math.tan((2 * i + 1) * math.pi / 32) for i in range(4))
+_TAN_C = tuple(math.tan(i * math.pi / 16) for i in range(5))
+
+
+def _tan_table(j: Array) -> Array:
+    """tan(j π / 16) for j ∈ {0, …, 4} by selection (no transcendental call)."""
+    out = jnp.zeros_like(j)
+    for i in range(1, 5):
+        out = jnp.where(j == i, _TAN_C[i], out)
+    return out
+
+
+def _relu_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""Arc-cosine kernels (Cho & Saul 2009) for σ = relu:
+
+    .. math::
+
+        E[σ(u)σ(v)] = \frac{\sqrt{k_{11}k_{22}}}{2π}\big(\sin θ + (π - θ)\cos θ\big), \qquad
+        E[σ̇(u)σ̇(v)] = \frac{π - θ}{2π}, \qquad \cos θ = ρ.
+    """
+    s, rho = correlation(k11, k12, k22)
+    theta, sin = angle(rho)
+    return s * (sin + (jnp.pi - theta) * rho) / (2 * jnp.pi), (jnp.pi - theta) / (2 * jnp.pi)
+
+
+def _leaky_relu_expectation(a: float, k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    relu_ss, relu_dd = _relu_expectation(k11, k12, k22)
+    return a * k12 + (1 - a) ** 2 * relu_ss, a + (1 - a) ** 2 * relu_dd
+
+
+def _identity_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    """E[uv] = k12 and E[1·1] = 1."""
+    return k12, jnp.ones_like(k12)
+
+
+def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""Williams (1997) for σ = erf:
+
+    .. math::
+
+        E[σ(u)σ(v)] = \frac{2}{π}\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}},\qquad
+        E[σ̇(u)σ̇(v)] = \frac{4}{π}\big((1+2k_{11})(1+2k_{22}) - 4k_{12}^2\big)^{-1/2}.
+
+    The determinant is evaluated as 1 + 2(k11 + k22) + 4 max(k11 k22 − k12², 0) ≥ 1, so
+    rounding cannot make it vanish.
+    """
+    a = 1.0 + 2.0 * k11
+    b = 1.0 + 2.0 * k22
+    arg = jnp.clip(2.0 * k12 / (jnp.sqrt(a) * jnp.sqrt(b)), -1.0, 1.0)
+    det = 1.0 + 2.0 * (k11 + k22) + 4.0 * jnp.maximum(k11 * k22 - k12 * k12, 0.0)
+    return 2.0 / jnp.pi * jnp.arcsin(arg), 4.0 / jnp.pi / jnp.sqrt(det)
 
 
 def _relu_dot(z: Array) -> Array:
@@ -96,10 +224,18 @@ def _erf_dot(z: Array) -> Array:
 
 
 _REGISTRY: dict[str, Activation] = {
-    "relu": Activation("relu", jax.nn.relu, _relu_dot, kinked=True),
-    "erf": Activation("erf", jax.scipy.special.erf, _erf_dot),
-    "identity": Activation("identity", lambda z: z, jnp.ones_like),
-    "abs": Activation("abs", jnp.abs, jnp.sign, kinked=True),
+    "relu": Activation("relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation),
+    "erf": Activation("erf", jax.scipy.special.erf, _erf_dot, expectation=_erf_expectation),
+    "identity": Activation(
+        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation
+    ),
+    "abs": Activation(
+        "abs",
+        jnp.abs,
+        jnp.sign,
+        kinked=True,
+        expectation=functools.partial(_leaky_relu_expectation, -1.0),
+    ),
     "tanh": Activation("tanh", jnp.tanh, lambda z: 1.0 - jnp.square(jnp.tanh(z))),
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),
     "gelu": from_function(lambda z: jax.nn.gelu(z, approximate=False), name="gelu"),

@@ -1,0 +1,100 @@
+"""Benchmark of ntkbook.limits: JSON on stdout, each time as a ratio to a jitted X Xᵀ GEMM.
+
+Workloads (float32, d = 64, the issue's list):
+- ReLU Θ∞ (which computes Σ on the way) of a depth-3 MLP at N ∈ {1000, 2000, 4000};
+- tanh depth-3 MLP via the Mehler series at N = 2000 (neural-tangents' ElementwiseNumerical,
+  tensor Gauss–Hermite deg = 25, takes 27 s there on this 2-core CPU: figure from the issue);
+- peak RSS at N = 20 000, diagonal and full blocked Θ∞, each in a fresh subprocess
+  (resource.getrusage ru_maxrss), next to the baseline RSS of a process that only imports.
+
+Times: median of ``REPEATS`` calls after one warm-up (compile) call, ``block_until_ready``.
+Usage: ``python benchmarks/limits.py [--quick]`` (quick: smaller N, for a smoke test).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+REPEATS = 3
+
+
+def median_time(fn) -> float:
+    fn().block_until_ready()
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        fn().block_until_ready()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timings(sizes: list[int], tanh_n: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import ntkbook
+
+    gemm = jax.jit(lambda a: a @ a.T)
+    out = {}
+    rng = np.random.default_rng(0)
+    for n in sorted({*sizes, tanh_n}):
+        x = jnp.asarray(rng.normal(size=(n, 64)), jnp.float32)
+        floor = median_time(lambda x=x: gemm(x))
+        row = {"gemm_s": floor}
+        if n in sizes:
+            t = median_time(lambda x=x: ntkbook.ntk(x, depth=3))
+            row.update(relu_ntk_s=t, relu_ntk_ratio=t / floor)
+            t = median_time(lambda x=x: ntkbook.limits.kernels(x, depth=3).theta)
+            row.update(relu_all_layers_s=t, relu_all_layers_ratio=t / floor)
+        if n == tanh_n:
+            t = median_time(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"))
+            row.update(tanh_ntk_s=t, tanh_ntk_ratio=t / floor, vs_neural_tangents_27s=27.0 / t)
+        out[str(n)] = row
+    return out
+
+
+PEAK = """
+import resource, sys, jax, jax.numpy as jnp, numpy as np, ntkbook
+n, mode = int(sys.argv[1]), sys.argv[2]
+if mode != "none":
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(n, 64)), jnp.float32)
+    ntkbook.ntk(x, depth=3, diagonal=(mode == "diagonal")).block_until_ready()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+"""
+
+
+def peak_gib(n: int, mode: str) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, str(n), mode], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout.strip())
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    sizes = [250, 500] if quick else [1000, 2000, 4000]
+    tanh_n = 500 if quick else 2000
+    big = 2000 if quick else 20_000
+    result = {
+        "dtype": "float32",
+        "depth": 3,
+        "d": 64,
+        "times": timings(sizes, tanh_n),
+        "peak_rss_gib": {
+            "n": big,
+            "import_only": peak_gib(big, "none"),
+            "diagonal": peak_gib(big, "diagonal"),
+            "full_blocked": peak_gib(big, "full"),
+            "output_matrix": big * big * 4 / 2**30,
+        },
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
