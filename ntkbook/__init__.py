@@ -27,6 +27,7 @@ from . import (
     training,
 )
 from ._version import __version__
+from .limits import kernels, nngp, ntk
 
 __all__ = [
     "__version__",
@@ -34,9 +35,12 @@ __all__ = [
     "costs",
     "data",
     "empirical",
+    "kernels",
     "limits",
     "montecarlo",
     "networks",
+    "nngp",
+    "ntk",
     "plotting",
     "regression",
     "training",
