@@ -101,3 +101,14 @@ def choice(name: str, value: str, options: Sequence[str]) -> str:
     if value not in options:
         raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")
     return value
+
+
+def float_dtype(name: str, dtype: object) -> jnp.dtype:
+    """``dtype`` as a JAX floating dtype, or ``ValueError`` naming ``name``."""
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name}: not a dtype: {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise ValueError(f"{name}: expected a floating dtype, got {dt}")
+    return dt

@@ -498,7 +498,7 @@ def _compute(
     dt = (
         jnp.result_type(*(x for x in (x1, x2) if x is not None))
         if dtype is None
-        else _float_dtype(dtype)
+        else _checks.float_dtype("dtype", dtype)
     )
     cfg = _Config(cfg_depth, act, method, n)
     x1 = x1.astype(dt)
@@ -517,17 +517,6 @@ def _compute(
     else:
         rows = min(_checks.positive_int("block_size", block_size), x1.shape[0])
     return _full(x1, x2, sw, b, cfg=cfg, which=which, block_size=rows)
-
-
-def _float_dtype(dtype: object) -> jnp.dtype:
-    """``dtype`` as a JAX floating dtype, or ``ValueError`` naming ``dtype``."""
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype: not a dtype: {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype: expected a floating dtype, got {dt}")
-    return dt
 
 
 def kernels(

@@ -422,12 +422,7 @@ def ntk_at_init(
         raise ValueError(
             f"net: expected an MLP from ntkbook.networks.mlp, got {type(net).__name__}"
         )
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype: not a dtype: {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype: expected a floating dtype, got {dt}")
+    dt = _checks.float_dtype("dtype", dtype)
     x1 = _checks.matrix("x1", x1, n_features=net.widths[0]).astype(dt)
     if x2 is not None:
         x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
