@@ -454,6 +454,12 @@ def _finite_array(name: str, values: object, ndim: tuple[int, ...]) -> np.ndarra
     return arr
 
 
+def _once(ax: Axes, label: str) -> str:
+    """``label``, or matplotlib's no-legend marker if a line of ``ax`` already carries it (a
+    reference curve drawn once per sample set should appear once in the legend)."""
+    return "_nolegend_" if label in [line.get_label() for line in ax.lines] else label
+
+
 def histogram_vs_gaussian(
     ax: Axes | None,
     samples: Sequence[float] | np.ndarray,
@@ -490,7 +496,7 @@ def histogram_vs_gaussian(
         ax.hist(z, bins=bins, density=True, histtype="step", lw=1.8, color=color, label=label)
         grid = np.linspace(z.min(), z.max(), 200)
         ax.plot(grid, np.exp(-(grid**2) / (2 * v)) / np.sqrt(2 * np.pi * v), "--", color="0.2",
-                label=rf"$\mathcal{{N}}(0, {v:.3g})$")
+                label=_once(ax, rf"$\mathcal{{N}}(0, {v:.3g})$"))
         ax.set_yscale("log")
         ax.set_xlabel("$f(x)$")
         ax.set_ylabel("density")
@@ -533,7 +539,7 @@ def qq_vs_gaussian(
     ax = _axes(ax)
     with style():
         ax.plot(theory, np.quantile(z, p), ".", color=color, label=label)
-        ax.plot(theory, theory, "-", color="0.2", lw=1.0, label="$y = x$")
+        ax.plot(theory, theory, "-", color="0.2", lw=1.0, label=_once(ax, "$y = x$"))
         ax.set_xlabel(r"quantile of $\mathcal{N}(0, \Sigma)$")
         ax.set_ylabel("sample quantile")
         ax.legend()

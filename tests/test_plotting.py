@@ -173,3 +173,15 @@ def test_loglog_rate_labels_integer_widths_exactly():
     ax = plotting.loglog_rate(None, [32, 64, 128], [1.0, 0.7, 0.5])
     ax.figure.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128"]
+
+
+def test_reference_curves_appear_once_in_the_legend():
+    rng = np.random.default_rng(0)
+    ax = plotting.histogram_vs_gaussian(None, rng.normal(size=500), 1.0, label="a")
+    plotting.histogram_vs_gaussian(ax, rng.normal(size=500), 1.0, label="b")
+    qq = plotting.qq_vs_gaussian(None, rng.normal(size=500), 1.0, label="a")
+    plotting.qq_vs_gaussian(qq, rng.normal(size=500), 1.0, label="b")
+    for axes in (ax, qq):
+        texts = [t.get_text() for t in axes.get_legend().get_texts()]
+        assert len(texts) == len(set(texts)) == 3, texts
+        plt.close(axes.figure)
