@@ -106,7 +106,7 @@ def leaky_relu(slope: float) -> Activation:
         E[σ(u)σ(v)] = a k_{12} + (1-a)^2 J_{relu}, \qquad
         E[σ̇(u)σ̇(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
 
-    ``a = 0`` is ReLU, ``a = −1`` is |z|, ``a = 1`` the identity.
+    ``a = 0`` is ReLU, ``a = −1`` is abs(z), ``a = 1`` the identity.
     """
     a = float(slope)
     return Activation(
@@ -147,9 +147,9 @@ def angle(rho: Array) -> tuple[Array, Array]:
 
     XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
     θ = atan2(sin θ, ρ) is evaluated here by reduction to t = min/max ∈ [0, 1], shifting by the
-    nearest multiple c of π/16 (atan t = c + atan((t − tan c)/(1 + t tan c)), |argument| ≤
-    tan(π/32)) and an 8-term Taylor series (error < 1e-17); in float32, the polynomial of
-    Abramowitz & Stegun 4.4.46 (error ≤ 2e-8). sin θ uses :func:`safe_sqrt`, so
+    nearest multiple c of π/16 (atan t = c + atan((t − tan c)/(1 + t tan c)), the reduced
+    argument at most tan(π/32)) and an 8-term Taylor series (error < 1e-17); in float32, the
+    polynomial of Abramowitz & Stegun 4.4.46 (error ≤ 2e-8). sin θ uses :func:`safe_sqrt`, so
     ∂θ/∂ρ is finite at ρ = ±1 (x = ±x′), a valid one-sided choice at the kink.
     """
     sin = safe_sqrt((1.0 - rho) * (1.0 + rho))

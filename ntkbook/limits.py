@@ -27,7 +27,7 @@ otherwise by quadrature (:func:`expectation`):
   v = √k22 r cos(φ − θ) with cos θ = ρ. The kinks lie at cos φ = 0 and cos(φ − θ) = 0, which
   cut the circle into four arcs; on each, Gauss–Legendre in φ, and in r the Gauss rule of weight
   r e^{−r²/2} on [0, ∞). The integrand is smooth on every cell, so the rule converges
-  exponentially even for ReLU or |z| (a tensor Gauss–Hermite rule converges only algebraically).
+  exponentially even for ReLU or abs (a tensor Gauss–Hermite rule converges only algebraically).
 
 Large inputs are evaluated in blocks of rows of ``x1`` (``jax.lax.map``), so the memory besides
 the output stays bounded; ``diagonal=True`` computes only k(x, x) (or k(x1_i, x2_i)).
