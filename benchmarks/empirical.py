@@ -32,11 +32,11 @@ import argparse
 import json
 import platform
 import resource
-import time
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from _timing import timed_calls
 
 from ntkbook import empirical, networks
 
@@ -55,13 +55,8 @@ WORKLOADS = {
 
 
 def _best_of(fn: Callable[[], jax.Array], repeats: int) -> tuple[float, jax.Array]:
-    """(minimum wall time over ``repeats`` calls after one warm-up call that compiles, result)."""
-    out = jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
+    """(minimum wall time over ``repeats`` calls after a warm-up call that compiles, result)."""
+    times, out = timed_calls(fn, repeats)
     return min(times), out
 
 

@@ -14,22 +14,12 @@ Usage: ``python benchmarks/limits.py [--quick]`` (quick: smaller N, for a smoke 
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
-import time
+
+from _timing import median_of
 
 REPEATS = 3
-
-
-def median_time(fn) -> float:
-    fn().block_until_ready()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn().block_until_ready()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def timings(sizes: list[int], tanh_n: int) -> dict:
@@ -44,15 +34,15 @@ def timings(sizes: list[int], tanh_n: int) -> dict:
     rng = np.random.default_rng(0)
     for n in sorted({*sizes, tanh_n}):
         x = jnp.asarray(rng.normal(size=(n, 64)), jnp.float32)
-        floor = median_time(lambda x=x: gemm(x))
+        floor = median_of(lambda x=x: gemm(x), REPEATS)
         row = {"gemm_s": floor}
         if n in sizes:
-            t = median_time(lambda x=x: ntkbook.ntk(x, depth=3))
+            t = median_of(lambda x=x: ntkbook.ntk(x, depth=3), REPEATS)
             row.update(relu_ntk_s=t, relu_ntk_ratio=t / floor)
-            t = median_time(lambda x=x: ntkbook.limits.kernels(x, depth=3).theta)
+            t = median_of(lambda x=x: ntkbook.limits.kernels(x, depth=3).theta, REPEATS)
             row.update(relu_all_layers_s=t, relu_all_layers_ratio=t / floor)
         if n == tanh_n:
-            t = median_time(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"))
+            t = median_of(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"), REPEATS)
             row.update(tanh_ntk_s=t, tanh_ntk_ratio=t / floor, vs_neural_tangents_27s=27.0 / t)
         out[str(n)] = row
     return out

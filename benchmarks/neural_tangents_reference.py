@@ -15,23 +15,12 @@ benchmarks/limits.py), so the ratios can be set beside ntkbook's on the same mac
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import neural_tangents as nt
+from _timing import median_of
 from neural_tangents import stax
-
-
-def median_time(fn, repeats: int = 5) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def mlp(widths: tuple[int, ...], nonlinearity) -> tuple:
@@ -51,13 +40,13 @@ def limits() -> dict:
     relu_kernel = jax.jit(relu_kernel, static_argnames="get")
     for n in (1000, 2000, 4000):
         x = jax.random.normal(jax.random.key(n), (n, 64), jnp.float32)
-        t_gemm = median_time(lambda x=x: gemm(x))
-        t = median_time(lambda x=x: relu_kernel(x, None, get="ntk"))
+        t_gemm = median_of(lambda x=x: gemm(x))
+        t = median_of(lambda x=x: relu_kernel(x, None, get="ntk"))
         out[f"relu_ntk_{n}"] = {"seconds": t, "gemm_s": t_gemm, "ratio_to_gemm": t / t_gemm}
     _, _, tanh_kernel = mlp((64, 1, 1, 1), stax.ElementwiseNumerical(jnp.tanh, deg=25))
     tanh_kernel = jax.jit(tanh_kernel, static_argnames="get")
     x = jax.random.normal(jax.random.key(2000), (2000, 64), jnp.float32)
-    t = median_time(lambda: tanh_kernel(x, None, get="ntk"), repeats=1)
+    t = median_of(lambda: tanh_kernel(x, None, get="ntk"), repeats=1)
     out["tanh_numerical_deg25_ntk_2000"] = {"seconds": t}
     return out
 
@@ -78,7 +67,7 @@ def empirical() -> dict:
             fn = jax.jit(nt.empirical_ntk_fn(apply_fn, trace_axes=(), implementation=impl))
             try:
                 call = lambda fn=fn, x=x, p=params: fn(x, None, p)  # noqa: E731
-                out[name][label] = median_time(call, repeats=3)
+                out[name][label] = median_of(call, repeats=3)
             except Exception as err:  # e.g. out of memory for the Jacobian at full N
                 out[name][label] = f"failed: {type(err).__name__}"
     return out

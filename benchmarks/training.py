@@ -19,21 +19,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+from _timing import best_of
 
 from ntkbook import networks, training
 
 WIDTH, DEPTH, N_POINTS, DIM, STEPS, LR = 2048, 3, 64, 16, 1000, 0.5
-
-
-def _best_of(fn, repeats: int) -> float:
-    """Minimum wall time over ``repeats`` calls (after one warm-up call that compiles)."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 @jax.jit
@@ -57,7 +47,7 @@ def main() -> dict:
         value, grads = jax.value_and_grad(loss)(p)
         return jax.tree.map(lambda a, g: a - LR * g, p, grads), value
 
-    baseline_step = _best_of(lambda: one_step(params), repeats=20)
+    baseline_step = best_of(lambda: one_step(params), repeats=20)
 
     def run(record_at, record_ntk=False):
         return training.train(
@@ -68,7 +58,7 @@ def main() -> dict:
     # (forward, backprop to α^(1), gradient of W^(1)); everything else is O(N n) or O(n²)
     w = params[1].W
     a, d = jax.random.normal(jax.random.key(2), (2, N_POINTS, WIDTH), jnp.float32)
-    floor_step = _best_of(lambda: _three_matmuls(a, d, w), repeats=20)
+    floor_step = best_of(lambda: _three_matmuls(a, d, w), repeats=20)
 
     start = time.perf_counter()
     jax.block_until_ready(run(2))

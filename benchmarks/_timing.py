@@ -1,0 +1,37 @@
+"""Wall-clock timing shared by the benchmark scripts.
+
+Standard library and JAX only, so the neural-tangents reference script can use it from its own
+virtual environment. Scripts run as ``python benchmarks/NAME.py``, which puts this folder on
+``sys.path``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+
+def timed_calls(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """Wall times of ``repeats`` calls of ``fn`` after one warm-up call (which compiles), each
+    waited for with ``block_until_ready``; returns (times, the last result)."""
+    out = jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return times, out
+
+
+def best_of(fn: Callable[[], Any], repeats: int = 5) -> float:
+    """Minimum wall time of ``repeats`` calls after a warm-up call."""
+    return min(timed_calls(fn, repeats)[0])
+
+
+def median_of(fn: Callable[[], Any], repeats: int = 5) -> float:
+    """Median wall time of ``repeats`` calls after a warm-up call."""
+    return statistics.median(timed_calls(fn, repeats)[0])
