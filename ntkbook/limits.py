@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -592,6 +592,43 @@ def ntk(x1: Array, x2: Array | None = None, *, depth: int, **options: object) ->
         1.0
     """
     return _compute(x1, x2, depth=depth, **_defaults(options), which="ntk")
+
+
+def standard_ntk(
+    x1: Array, x2: Array | None = None, *, widths: Sequence[int], **options: object
+) -> Array:
+    r"""The NTK of a wide network in the *standard* parametrisation, from the limits' statistics.
+
+    The forward statistics are those of the NTK parametrisation (same function distribution),
+    but a weight W^{(l)} has no 1/√n_l in front, so its n_l·n_{l+1} entries count n_l times
+    more, and a bias derivative is 1 instead of β:
+
+    .. math::
+
+        \Theta_{\rm std}(x, x') \approx \sum_{l=0}^{L-1}
+            \Big(\frac{n_l}{\sigma_w^2}\big(\Sigma^{(l+1)} - \beta^2\big) + 1\Big)
+            \prod_{m=l+2}^{L} \dot\Sigma^{(m)},
+
+    which grows like n: the standard-parametrisation NTK has no finite limit unless the
+    learning rate is scaled by 1/n (notes §2.2).
+
+    Args:
+        x1, x2: inputs as in :func:`kernels`.
+        widths: (n_0, …, n_L) of the network; L = len(widths) − 1.
+        **options: as in :func:`kernels` (``activation``, ``beta``, ``sigma_w``, ``diagonal``, …).
+
+    Returns:
+        (N1, N2), or (N,) with ``diagonal=True``.
+    """
+    widths = _checks.widths(widths)
+    opts = _defaults(options)
+    k = _compute(x1, x2, depth=len(widths) - 1, **opts, which="kernels")
+    sw2, b2 = float(opts["sigma_w"]) ** 2, float(opts["beta"]) ** 2  # type: ignore[arg-type]
+    total = jnp.zeros_like(k.theta[0])
+    for ell, fan_in in enumerate(widths[:-1]):
+        after = jnp.prod(k.sigma_dot[ell + 1 :], axis=0)  # Π_{m ≥ l+2} Σ̇^(m); 1 if empty
+        total = total + (fan_in * (k.sigma[ell] - b2) / sw2 + 1.0) * after
+    return total
 
 
 _OPTIONS = {
