@@ -142,25 +142,40 @@ def _safe_rsqrt(x: Array) -> Array:
     return jnp.where(positive, jax.lax.rsqrt(jnp.where(positive, x, 1.0)), 0.0)
 
 
+@jax.custom_jvp
 def angle(rho: Array) -> tuple[Array, Array]:
-    r"""θ = arccos ρ ∈ [0, π] and sin θ = √(1 − ρ²), by elementwise arithmetic only.
+    r"""θ = arccos ρ ∈ [0, π] and sin θ = √(1 − ρ²) for ρ ∈ [−1, 1], by elementwise arithmetic.
 
     XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
-    θ = atan2(sin θ, ρ) is evaluated here by reduction to t = min/max ∈ [0, 1], shifting by the
-    nearest multiple c of π/16 (atan t = c + atan((t − tan c)/(1 + t tan c)), the reduced
-    argument at most tan(π/32)) and an 8-term Taylor series (error < 1e-17); in float32, the
-    polynomial of Abramowitz & Stegun 4.4.46 (error ≤ 2e-8). sin θ uses :func:`safe_sqrt`, so
-    ∂θ/∂ρ is finite at ρ = ±1 (x = ±x′), a valid one-sided choice at the kink.
+    with a = |ρ|:
+
+    - float32: the polynomial of Abramowitz & Stegun 4.4.46, arccos a = √(1−a) Σ_i c_i a^i
+      (error ≤ 2e-8, below float32 rounding), and sin θ = √(1−a) √(1+a);
+    - float64: θ = atan2(sin θ, ρ) by reduction to t = min/max ∈ [0, 1], a shift by the nearest
+      multiple c of π/16 (atan t = c + atan((t − tan c)/(1 + t tan c)), reduced argument at most
+      tan(π/32)) and an 8-term Taylor series (error < 1e-17);
+
+    then θ = π − arccos a for ρ < 0. Where 1 − a ≤ ``_SNAP_ULPS`` units of roundoff (or a > 1),
+    ρ counts as ±1, so θ = 0 or π: there ρ is ±1 up to rounding (ρ(x, x) comes out as
+    1 − 2^{-23} or so, its numerator and denominator being computed by different arithmetic),
+    and arccos would turn a few ulps into an angle of √ulps (3e-4 in float32).
+
+    The forward pass has no guards (it is the inner loop of the ReLU kernels); the derivatives
+    come from a custom JVP,
+
+    .. math:: \frac{dθ}{dρ} = -\frac{1}{\sin θ}, \qquad \frac{d \sin θ}{dρ} = -\frac{ρ}{\sin θ},
+
+    set to 0 where sin θ = 0 (ρ = ±1, i.e. x = ±x′), so gradients stay finite there.
     """
-    sin = safe_sqrt((1.0 - rho) * (1.0 + rho))
     a = jnp.abs(rho)
+    gap = 1.0 - a
+    root = jnp.sqrt(jnp.where(gap <= _SNAP_ULPS * jnp.finfo(rho.dtype).eps, 0.0, gap))
+    sin = root * jnp.sqrt(1.0 + a)
     if jnp.finfo(rho.dtype).bits <= 32:
-        # Abramowitz & Stegun 4.4.46: arccos a = √(1−a) Σ_i c_i a^i, |error| ≤ 2e-8 on [0, 1]
-        # (below float32 rounding); no division and no transcendental call.
         poly = 0.0
         for c in _AS_4_4_46[::-1]:
             poly = poly * a + c
-        acos = safe_sqrt(1.0 - a) * poly
+        acos = root * poly
         return jnp.where(rho < 0, jnp.pi - acos, acos), sin
     hi = jnp.maximum(sin, a)
     t = jnp.minimum(sin, a) / jnp.where(hi > 0, hi, 1.0)
@@ -176,6 +191,16 @@ def angle(rho: Array) -> tuple[Array, Array]:
     return jnp.where(rho < 0, jnp.pi - phi, phi), sin
 
 
+@angle.defjvp
+def _angle_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[tuple, tuple]:
+    (rho,), (d_rho,) = primals, tangents
+    theta, sin = angle(rho)
+    positive = sin > 0
+    inv = jnp.where(positive, 1.0 / jnp.where(positive, sin, 1.0), 0.0)
+    return (theta, sin), (-d_rho * inv, -rho * d_rho * inv)
+
+
+_SNAP_ULPS = 8
 _AS_4_4_46 = (
     1.5707963050,
     -0.2145988016,

@@ -35,6 +35,34 @@ def test_float32_angle_polynomial_is_within_float32_rounding():
     assert np.all(np.isfinite(grad))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_angle_snaps_only_within_a_few_ulps_of_plus_minus_one(dtype):
+    eps = float(jnp.finfo(dtype).eps)
+    near = 1.0 - eps * np.arange(1, 9)  # within _SNAP_ULPS = 8 ulps: ρ = ±1 up to rounding
+    theta, sin = angle(jnp.asarray(near, dtype))
+    assert np.all(np.asarray(theta) == 0.0) and np.all(np.asarray(sin) == 0.0)
+    theta, sin = angle(jnp.asarray(-near, dtype))
+    np.testing.assert_array_equal(theta, np.full(8, np.pi, np.dtype(dtype)))
+    assert np.all(np.asarray(sin) == 0.0)
+    # 64 ulps away the angle is kept: arccos(1 − δ) ≈ √(2δ) = 4e-3 (float32), 2e-7 (float64).
+    far = np.asarray(1.0 - 64 * eps, dtype)
+    theta = float(angle(jnp.asarray(far))[0])
+    assert theta == pytest.approx(math.acos(float(far)), rel=1e-3)
+
+
+def test_angle_custom_derivative_matches_finite_differences():
+    rho = np.array([-0.999, -0.6, 0.0, 0.3, 0.9, 0.9999])
+    d_theta, d_sin = jax.vmap(jax.jacfwd(angle))(jnp.asarray(rho))
+    h = 1e-7
+    fd_theta = (np.arccos(rho + h) - np.arccos(rho - h)) / (2 * h)
+    fd_sin = (np.sqrt(1 - (rho + h) ** 2) - np.sqrt(1 - (rho - h) ** 2)) / (2 * h)
+    # central differences: error O(h² f⁽³⁾) + O(eps/h) ≲ 1e-8 relative even at ρ = 0.9999
+    np.testing.assert_allclose(d_theta, fd_theta, rtol=1e-6)
+    np.testing.assert_allclose(d_sin, fd_sin, rtol=1e-6)
+    rev = jax.vmap(jax.grad(lambda r: angle(r)[1]))(jnp.asarray(rho))
+    np.testing.assert_allclose(rev, d_sin, rtol=1e-14)
+
+
 def test_correlation_is_zero_for_degenerate_inputs_and_clipped():
     s, rho = correlation(
         jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0 + 1e-12]), jnp.array([1.0, 1.0])
