@@ -29,8 +29,11 @@ otherwise by quadrature (:func:`expectation`):
   r e^{−r²/2} on [0, ∞). The integrand is smooth on every cell, so the rule converges
   exponentially even for ReLU or abs (a tensor Gauss–Hermite rule converges only algebraically).
 
-Large inputs are evaluated in blocks of rows of ``x1`` (``jax.lax.map``), so the memory besides
-the output stays bounded; ``diagonal=True`` computes only k(x, x) (or k(x1_i, x2_i)).
+Large inputs are evaluated in blocks of rows of ``x1`` (a ``fori_loop`` writing in place), so
+the memory besides the output stays bounded; ``diagonal=True`` computes only k(x, x) (or
+k(x1_i, x2_i)). For the closed forms up to depth 16 the layers are unrolled, so that XLA fuses
+the whole recursion after the Gram matrix into one elementwise pass. The diagonal of a
+symmetric kernel (``x2=None``) is taken from the diagonal recursion, where ρ = 1 exactly.
 
 Example:
     >>> import jax.numpy as jnp
@@ -61,6 +64,8 @@ _MEHLER_NODES = 200  # Gauss–Hermite nodes for the coefficients c_n(k), n < 64
 # Work per block (entries × quadrature nodes) that keeps temporaries to tens of MB.
 _BLOCK_BUDGET = 1 << 22
 _TILE_ENTRIES = 1 << 19
+_FUSED_TILE_ENTRIES = 1 << 24
+_UNROLL_DEPTH = 16  # deeper closed-form recursions use lax.scan over layers
 
 
 class Kernels(NamedTuple):
@@ -378,6 +383,18 @@ def _self_diagonal(
     return stacked, marginals
 
 
+def _unrolled(cfg: _Config) -> bool:
+    """Whether the layers are unrolled in Python: closed forms up to depth ``_UNROLL_DEPTH``.
+
+    Unrolled, everything after the Gram matrix is elementwise, so XLA fuses all layers into one
+    pass that reads the Gram tile once and writes the result once. A ``lax.scan`` carries Σ, Σ̇,
+    Θ between layers as (N1, N2) arrays, three memory passes per layer (measured 2.5× slower at
+    N = 4000). Deep networks keep the scan (compile time independent of L); the Mehler series
+    keeps it too (measured faster: its 64-term Horner sum per layer is compute-bound).
+    """
+    return cfg.method == "closed" and cfg.depth <= _UNROLL_DEPTH
+
+
 def _cross(
     cfg: _Config,
     sigma_w: Array,
@@ -390,12 +407,21 @@ def _cross(
     """Layers 1 … L from layer 1 and the stacked marginals of both inputs (broadcast against
     it); every layer stacked (``"kernels"``) or only the last Σ (``"nngp"``) or Θ (``"ntk"``)."""
     keep = which == "kernels"
+    if _unrolled(cfg):
+        layers = [first]
+        for ell in range(cfg.depth - 1):
+            ms = jax.tree.map(lambda a, ell=ell: a[ell], (m1, m2))
+            layers.append(_step(cfg, sigma_w, beta, ms[0], ms[1], layers[-1]))
+        if keep:
+            return Kernels(*(jnp.stack(f) for f in zip(*layers, strict=True)))
+        last = layers[-1]
+    else:
 
-    def body(prev: Layer, ms: tuple[_Marginal, _Marginal]) -> tuple[Layer, Layer | None]:
-        new = _step(cfg, sigma_w, beta, ms[0], ms[1], prev)
-        return new, (new if keep else None)
+        def body(prev: Layer, ms: tuple[_Marginal, _Marginal]) -> tuple[Layer, Layer | None]:
+            new = _step(cfg, sigma_w, beta, ms[0], ms[1], prev)
+            return new, (new if keep else None)
 
-    last, rest = jax.lax.scan(body, first, (m1, m2))
+        last, rest = jax.lax.scan(body, first, (m1, m2))
     if which == "nngp":
         return last[0]
     if which == "ntk":
@@ -408,40 +434,68 @@ def _expand(tree: _Marginal, axis: int) -> _Marginal:
     return jax.tree.map(lambda a: jnp.expand_dims(a, axis), tree)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "which", "block_size"))
+def _by_rows(
+    fn: Callable[[Array, _Marginal], Kernels | Array], x1: Array, m1: _Marginal, rows: int
+) -> Kernels | Array:
+    """``fn`` over blocks of ``rows`` rows of ``x1`` (and of the marginals, axis 1), written in
+    place into the output (row axis −2 of every leaf).
+
+    The last block starts at N1 − rows, so it overlaps the previous one and recomputes a few
+    rows instead of padding: neither the inputs nor the (N1, N2) output is ever copied.
+    """
+    n1 = x1.shape[0]
+    if rows >= n1:
+        return fn(x1, m1)
+    shapes = jax.eval_shape(fn, x1[:rows], jax.tree.map(lambda a: a[:, :rows], m1))
+    out = jax.tree.map(lambda s: jnp.zeros((*s.shape[:-2], n1, s.shape[-1]), s.dtype), shapes)
+
+    def block(i: Array, out: Kernels | Array) -> Kernels | Array:
+        start = jnp.minimum(i * rows, n1 - rows)
+        xb = jax.lax.dynamic_slice_in_dim(x1, start, rows, 0)
+        mb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, rows, 1), m1)
+        new = fn(xb, mb)
+        return jax.tree.map(
+            lambda o, b: jax.lax.dynamic_update_slice_in_dim(o, b, start, o.ndim - 2), out, new
+        )
+
+    return jax.lax.fori_loop(0, -(-n1 // rows), block, out)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "which", "block_size", "symmetric"))
 def _full(
-    x1: Array, x2: Array, sigma_w: Array, beta: Array, *, cfg: _Config, which: str, block_size: int
+    x1: Array,
+    x2: Array,
+    sigma_w: Array,
+    beta: Array,
+    *,
+    cfg: _Config,
+    which: str,
+    block_size: int,
+    symmetric: bool,
 ) -> Kernels | Array:
     """The (N1, N2) kernels, evaluated over blocks of ``block_size`` rows of ``x1``.
 
     The per-input marginals (diagonal recursion, Mehler coefficients) are computed once; each
-    block then costs one GEMM and L elementwise passes over a (block_size, N2) tile.
+    block then costs one GEMM and the elementwise layer recursion over a (block_size, N2) tile.
+    With ``symmetric`` (x2 is x1) the diagonal is then overwritten by the diagonal recursion,
+    where ρ = 1 exactly: from the Gram matrix, ρ(x, x) = xᵀx / (√(xᵀx) √(xᵀx)) is 1 only up to
+    the rounding of two different summations, which the arc-cosine amplifies to √eps.
     """
-    n1, n0 = x1.shape
-    n_blocks = -(-n1 // block_size)
-    x1 = jnp.pad(x1, ((0, n_blocks * block_size - n1), (0, 0)))
-    m1 = _self_diagonal(cfg, sigma_w, beta, x1)[1]  # leaves (L − 1, N1 padded, ...)
+    n0 = x1.shape[1]
+    own, m1 = _self_diagonal(cfg, sigma_w, beta, x1)  # (L, N1) and leaves (L − 1, N1, ...)
     m2 = _expand(_self_diagonal(cfg, sigma_w, beta, x2)[1], 1)
 
-    def block(args: tuple[Array, _Marginal]) -> Kernels | Array:
-        xb, mb = args
+    def block(xb: Array, mb: _Marginal) -> Kernels | Array:
         first = _first(sigma_w, beta, xb @ x2.T, n0)
         return _cross(cfg, sigma_w, beta, first, _expand(mb, 2), m2, which)
 
-    if n_blocks == 1:
-        return block((x1, m1))
-    xs = x1.reshape(n_blocks, block_size, n0)
-    ms = jax.tree.map(
-        lambda a: jnp.moveaxis(a.reshape(a.shape[0], n_blocks, block_size, *a.shape[2:]), 1, 0),
-        m1,
-    )
-    out = jax.lax.map(block, (xs, ms))  # leaves (n_blocks, [L,] B, N2)
-
-    def unblock(a: Array) -> Array:
-        a = jnp.moveaxis(a, 0, -3)  # ([L,] n_blocks, B, N2)
-        return a.reshape(*a.shape[:-3], n_blocks * block_size, a.shape[-1])[..., :n1, :]
-
-    return jax.tree.map(unblock, out)
+    out = _by_rows(block, x1, m1, block_size)
+    if not symmetric:
+        return out
+    i = jnp.arange(x1.shape[0])
+    if which == "kernels":
+        return Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, own, strict=True)))
+    return out.at[i, i].set(own.sigma[-1] if which == "nngp" else own.theta[-1])
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "which"))
@@ -460,14 +514,23 @@ def _diagonal(
 # ---------------------------------------------------------------------------- public API
 
 
-def _auto_block(n1: int, n2: int, method: str, points: int) -> int:
-    """Rows per block: closed form and Mehler keep a (rows, N2) tile of ~2^19 entries (2 MiB in
-    float32: cache-resident; measured 2.7× faster than one 4000-row tile for ReLU at N = 4000);
-    the 2-D rules bound tile entries × nodes by 2^22."""
-    if method in ("closed", "mehler"):
+def _auto_block(n1: int, n2: int, cfg: _Config) -> int:
+    """Rows per block.
+
+    - Unrolled closed forms: tiles of up to 2^24 entries (64 MiB in float32), so N = 4000 is one
+      block: one GEMM, then one fused elementwise pass over it that XLA runs on all cores
+      (a loop over smaller blocks runs them one after another).
+    - Mehler and the scanned recursion: tiles of ~2^19 entries (2 MiB in float32), whose
+      per-layer temporaries stay in cache (measured 2.7× faster than one 4000-row tile).
+    - The 2-D rules: tile entries × nodes ≤ 2^22.
+    """
+    if _unrolled(cfg):
+        rows = _FUSED_TILE_ENTRIES // max(1, n2)
+    elif cfg.method in ("closed", "mehler"):
         rows = _TILE_ENTRIES // max(1, n2)
     else:
-        rows = _BLOCK_BUDGET // max(1, n2 * (points if method == "hermite" else 4 * points))
+        nodes = cfg.points if cfg.method == "hermite" else 4 * cfg.points
+        rows = _BLOCK_BUDGET // max(1, n2 * nodes)
     return max(1, min(n1, rows))
 
 
@@ -511,12 +574,13 @@ def _compute(
                 f"{x1.shape[0]} and {x2.shape[0]}"
             )
         return _diagonal(x1, x2, sw, b, cfg=cfg, which=which)
+    symmetric = x2 is None
     x2 = x1 if x2 is None else x2
     if block_size is None:
-        rows = _auto_block(x1.shape[0], x2.shape[0], method, n)
+        rows = _auto_block(x1.shape[0], x2.shape[0], cfg)
     else:
         rows = min(_checks.positive_int("block_size", block_size), x1.shape[0])
-    return _full(x1, x2, sw, b, cfg=cfg, which=which, block_size=rows)
+    return _full(x1, x2, sw, b, cfg=cfg, which=which, block_size=rows, symmetric=symmetric)
 
 
 def kernels(

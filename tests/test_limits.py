@@ -275,7 +275,7 @@ def test_relu_edge_cases_values_and_finite_gradients():
 def test_shapes_blocks_dtypes():
     k = limits.kernels(X, Y, depth=3, activation="tanh")
     assert k.sigma.shape == (3, 5, 4)
-    blocked = limits.kernels(X, Y, depth=3, activation="tanh", block_size=2)  # 3 blocks, padded
+    blocked = limits.kernels(X, Y, depth=3, activation="tanh", block_size=2)  # 3 blocks
     for a, b in zip(k, blocked, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     k32 = limits.kernels(X, Y, depth=3, activation="tanh", dtype=jnp.float32)
@@ -285,6 +285,47 @@ def test_shapes_blocks_dtypes():
     assert limits.kernels(X, X + 1, depth=2, diagonal=True).theta.shape == (2, 5)
     wide = RNG.normal(size=(3, 1000))
     assert ntkbook.ntk(wide, wide[:2], depth=2).shape == (3, 2)
+
+
+def test_fused_closed_form_blocks_and_scanned_layers_agree(monkeypatch):
+    opts = dict(depth=5, activation="relu", beta=0.2, sigma_w=1.4)
+    whole = limits.kernels(X, Y, **opts)
+    blocked = limits.kernels(X, Y, **opts, block_size=2)  # rows 0–1, 2–3, 3–4 (overlap)
+    for a, b in zip(whole, blocked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)  # only GEMM shapes differ
+    ntk_blocked = ntkbook.ntk(X, Y, **opts, block_size=2)
+    np.testing.assert_allclose(ntk_blocked, whole.theta[-1], rtol=1e-13, atol=1e-15)
+    monkeypatch.setattr(limits, "_UNROLL_DEPTH", 0)  # the lax.scan over layers instead
+    jax.clear_caches()
+    try:
+        scanned = limits.kernels(X, Y, **opts)
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+    for a, b in zip(whole, scanned, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("n0", [3, 64, 1024])
+def test_float32_diagonal_is_exact_to_rounding(n0):
+    # k(x, x) from the Gram matrix has ρ = 1 − O(n0 eps) (GEMM and row sums round differently)
+    # and arccos turns that into θ ~ √eps: Θ(x, x) was off by ~1e-4. The symmetric kernel takes
+    # its diagonal from the diagonal recursion, where ρ = 1 up to a few ulps (snapped to 1).
+    x = RNG.normal(size=(40, n0))
+    opts = dict(depth=4, beta=0.1)
+    ref = np.asarray(ntkbook.ntk(x, **opts))
+    x32 = x.astype(np.float32)
+    eps = float(np.finfo(np.float32).eps)
+    scale = np.abs(ref).max()
+    for got in (ntkbook.ntk(x32, **opts), ntkbook.ntk(x32, **opts, block_size=16)):
+        err = np.abs(np.asarray(got, np.float64) - ref) / scale
+        # elementwise float32 rounding through three layers of ~40 operations each
+        assert np.diag(err).max() < 32 * eps, np.diag(err).max()
+        assert err.max() < 32 * eps
+        # the symmetric kernel's diagonal is the diagonal recursion's, bit for bit
+        np.testing.assert_array_equal(np.diag(got), ntkbook.ntk(x32, **opts, diagonal=True))
+    diag = np.asarray(ntkbook.ntk(x32, **opts, diagonal=True), np.float64)
+    assert np.abs(diag - np.diag(ref)).max() / scale < 32 * eps
 
 
 @pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
