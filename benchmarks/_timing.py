@@ -35,3 +35,27 @@ def best_of(fn: Callable[[], Any], repeats: int = 5) -> float:
 def median_of(fn: Callable[[], Any], repeats: int = 5) -> float:
     """Median wall time of ``repeats`` calls after a warm-up call."""
     return statistics.median(timed_calls(fn, repeats)[0])
+
+
+def paired(fn: Callable[[], Any], floor: Callable[[], Any], repeats: int = 7) -> dict[str, float]:
+    """Times of ``fn`` against a ``floor`` workload, measured alternately in the same process.
+
+    Each repeat times ``floor`` then ``fn`` back to back, so both see the same machine state (a
+    shared CPU's load and memory bandwidth drift over seconds); the ratio reported is the median
+    of the per-pair ratios, next to the median times of each.
+    """
+    jax.block_until_ready(floor())
+    jax.block_until_ready(fn())
+    base, times = [], []
+    for _ in range(repeats):
+        for fun, sink in ((floor, base), (fn, times)):
+            start = time.perf_counter()
+            jax.block_until_ready(fun())
+            sink.append(time.perf_counter() - start)
+    ratios = [t / b for t, b in zip(times, base, strict=True)]
+    return {
+        "s": statistics.median(times),
+        "floor_s": statistics.median(base),
+        "ratio": statistics.median(ratios),
+        "ratio_range": [min(ratios), max(ratios)],
+    }

@@ -7,19 +7,22 @@ Workloads (float32, d = 64, the issue's list):
 - peak RSS at N = 20 000, diagonal and full blocked Θ∞, each in a fresh subprocess
   (resource.getrusage ru_maxrss), next to the baseline RSS of a process that only imports.
 
-Times: median of ``REPEATS`` calls after one warm-up (compile) call, ``block_until_ready``.
+Times: after one warm-up (compile) call, ``REPEATS`` pairs of calls (GEMM, then the kernel),
+each waited for with ``block_until_ready``; the ratio is the median of the per-pair ratios
+(``_timing.paired``), so a drift in the machine's load affects both sides alike.
 Usage: ``python benchmarks/limits.py [--quick]`` (quick: smaller N, for a smoke test).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 
-from _timing import median_of
+from _timing import paired
 
-REPEATS = 3
+REPEATS = 9
 
 
 def timings(sizes: list[int], tanh_n: int) -> dict:
@@ -34,16 +37,16 @@ def timings(sizes: list[int], tanh_n: int) -> dict:
     rng = np.random.default_rng(0)
     for n in sorted({*sizes, tanh_n}):
         x = jnp.asarray(rng.normal(size=(n, 64)), jnp.float32)
-        floor = median_of(lambda x=x: gemm(x), REPEATS)
-        row = {"gemm_s": floor}
+        floor = functools.partial(gemm, x)
+        row = {}
         if n in sizes:
-            t = median_of(lambda x=x: ntkbook.ntk(x, depth=3), REPEATS)
-            row.update(relu_ntk_s=t, relu_ntk_ratio=t / floor)
-            t = median_of(lambda x=x: ntkbook.limits.kernels(x, depth=3).theta, REPEATS)
-            row.update(relu_all_layers_s=t, relu_all_layers_ratio=t / floor)
+            row["relu_ntk"] = paired(lambda x=x: ntkbook.ntk(x, depth=3), floor, REPEATS)
+            row["relu_all_layers"] = paired(
+                lambda x=x: ntkbook.limits.kernels(x, depth=3), floor, max(3, REPEATS // 3)
+            )
         if n == tanh_n:
-            t = median_of(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"), REPEATS)
-            row.update(tanh_ntk_s=t, tanh_ntk_ratio=t / floor, vs_neural_tangents_27s=27.0 / t)
+            tanh = paired(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"), floor, 3)
+            row["tanh_ntk"] = {**tanh, "vs_neural_tangents_27s": 27.0 / tanh["s"]}
         out[str(n)] = row
     return out
 
