@@ -7,9 +7,9 @@ its own and is never part of requirements.txt or CI:
     /tmp/ntvenv/bin/pip install "neural-tangents==0.6.5" "jax[cpu]==0.5.3"
     /tmp/ntvenv/bin/python benchmarks/neural_tangents_reference.py
 
-It prints JSON: each time is the median of a few calls after a warm-up call that compiles, beside
-a plain jitted X Xᵀ of the same size measured in the same run (the same baseline as
-benchmarks/limits.py), so the ratios can be set beside ntkbook's on the same machine.
+It prints JSON: each time is the median of a few calls after a warm-up call that compiles; the
+ReLU kernels are timed alternately with a plain jitted X Xᵀ of the same size (``_timing.paired``,
+the same baseline as benchmarks/limits.py), so the ratios can be set beside ntkbook's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import jax
 import jax.numpy as jnp
 import neural_tangents as nt
-from _timing import median_of
+from _timing import median_of, paired
 from neural_tangents import stax
 
 
@@ -40,9 +40,8 @@ def limits() -> dict:
     relu_kernel = jax.jit(relu_kernel, static_argnames="get")
     for n in (1000, 2000, 4000):
         x = jax.random.normal(jax.random.key(n), (n, 64), jnp.float32)
-        t_gemm = median_of(lambda x=x: gemm(x))
-        t = median_of(lambda x=x: relu_kernel(x, None, get="ntk"))
-        out[f"relu_ntk_{n}"] = {"seconds": t, "gemm_s": t_gemm, "ratio_to_gemm": t / t_gemm}
+        r = paired(lambda x=x: relu_kernel(x, None, get="ntk"), lambda x=x: gemm(x))
+        out[f"relu_ntk_{n}"] = {"seconds": r["s"], "gemm_s": r["floor_s"], "ratio": r["ratio"]}
     _, _, tanh_kernel = mlp((64, 1, 1, 1), stax.ElementwiseNumerical(jnp.tanh, deg=25))
     tanh_kernel = jax.jit(tanh_kernel, static_argnames="get")
     x = jax.random.normal(jax.random.key(2000), (2000, 64), jnp.float32)
