@@ -306,6 +306,26 @@ def test_fused_closed_form_blocks_and_scanned_layers_agree(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", ["relu", "abs", "leaky", "erf", "identity"])
+@pytest.mark.parametrize("which", ["ntk", "nngp"])
+def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, which):
+    # The speed of the closed forms rests on XLA fusing every layer after the Gram matrix into
+    # one elementwise pass (benchmarks/limits.py). Whether it does depends on the exact graph:
+    # e.g. dropping the clip of ρ splits the ReLU recursion into five (N, N) passes, 2.6× slower.
+    # The compiled program's temporaries reveal a split: one (N, N) array is 1 MiB here.
+    act = leaky_relu(0.2) if name == "leaky" else get(name)
+    n = 512
+    x = jnp.asarray(RNG.normal(size=(n, 8)), jnp.float32)
+    cfg = limits._Config(4, act, "closed", 0)
+    sigma_w, beta = jnp.float32(1.0), jnp.float32(0.1)
+    compiled = limits._full.lower(
+        x, x, sigma_w, beta, cfg=cfg, which=which, block_size=n, symmetric=True
+    ).compile()
+    memory = compiled.memory_analysis()
+    assert memory.output_size_in_bytes == n * n * 4
+    assert memory.temp_size_in_bytes < n * n * 4 // 8, memory.temp_size_in_bytes
+
+
 @pytest.mark.parametrize("n0", [3, 64, 1024])
 def test_float32_diagonal_is_exact_to_rounding(n0):
     # k(x, x) from the Gram matrix has ρ = 1 − O(n0 eps) (GEMM and row sums round differently)
