@@ -1,7 +1,9 @@
 """Benchmark of ntkbook.limits: JSON on stdout, each time as a ratio to a jitted X Xᵀ GEMM.
 
 Workloads (float32, d = 64, the issue's list):
-- ReLU Θ∞ (which computes Σ on the way) of a depth-3 MLP at N ∈ {1000, 2000, 4000};
+- ReLU Θ∞ (which computes Σ on the way) of a depth-3 MLP at N ∈ {1000, 2000, 4000}; also
+  Σ, Σ̇ and Θ of the last layer returned together (``kernels(layers=[-1])``, three outputs) and
+  every layer (``kernels``, 3L outputs);
 - tanh depth-3 MLP via the Mehler series at N = 2000 (neural-tangents' ElementwiseNumerical,
   tensor Gauss–Hermite deg = 25, takes 27 s there on this 2-core CPU: figure from the issue);
 - peak RSS at N = 20 000, diagonal and full blocked Θ∞, each in a fresh subprocess
@@ -41,6 +43,9 @@ def timings(sizes: list[int], tanh_n: int) -> dict:
         row = {}
         if n in sizes:
             row["relu_ntk"] = paired(lambda x=x: ntkbook.ntk(x, depth=3), floor, REPEATS)
+            row["relu_last_layer_sigma_sigma_dot_theta"] = paired(
+                lambda x=x: ntkbook.limits.kernels(x, depth=3, layers=[-1]), floor, REPEATS
+            )
             row["relu_all_layers"] = paired(
                 lambda x=x: ntkbook.limits.kernels(x, depth=3), floor, max(3, REPEATS // 3)
             )

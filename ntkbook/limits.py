@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -347,6 +348,8 @@ class _Config(NamedTuple):
 
 
 Layer = tuple[Array, Array, Array]  # (Σ, Σ̇, Θ) of one layer
+# What to return: the last Σ ("nngp"), the last Θ ("ntk"), or layers by 0-based index (sorted).
+Which = str | tuple[int, ...]
 
 
 def _step(
@@ -402,31 +405,41 @@ def _cross(
     first: Layer,
     m1: _Marginal,
     m2: _Marginal,
-    which: str,
+    which: Which,
 ) -> Kernels | Array:
     """Layers 1 … L from layer 1 and the stacked marginals of both inputs (broadcast against
-    it); every layer stacked (``"kernels"``) or only the last Σ (``"nngp"``) or Θ (``"ntk"``)."""
-    keep = which == "kernels"
+    it); the last Σ (``"nngp"``) or Θ (``"ntk"``), or the layers listed in ``which``."""
     if _unrolled(cfg):
         layers = [first]
         for ell in range(cfg.depth - 1):
             ms = jax.tree.map(lambda a, ell=ell: a[ell], (m1, m2))
             layers.append(_step(cfg, sigma_w, beta, ms[0], ms[1], layers[-1]))
-        if keep:
-            return Kernels(*(jnp.stack(f) for f in zip(*layers, strict=True)))
-        last = layers[-1]
-    else:
+        if isinstance(which, tuple):
+            return Kernels(*(jnp.stack([layers[i][f] for i in which]) for f in range(3)))
+        return _pick(Kernels(*(a[None] for a in layers[-1])), which)
+    keep = isinstance(which, tuple)
 
-        def body(prev: Layer, ms: tuple[_Marginal, _Marginal]) -> tuple[Layer, Layer | None]:
-            new = _step(cfg, sigma_w, beta, ms[0], ms[1], prev)
-            return new, (new if keep else None)
+    def body(prev: Layer, ms: tuple[_Marginal, _Marginal]) -> tuple[Layer, Layer | None]:
+        new = _step(cfg, sigma_w, beta, ms[0], ms[1], prev)
+        return new, (new if keep else None)
 
-        last, rest = jax.lax.scan(body, first, (m1, m2))
+    last, rest = jax.lax.scan(body, first, (m1, m2))
+    if not keep:
+        return _pick(Kernels(*(a[None] for a in last)), which)
+    stacked = (jnp.concatenate([f[None], r]) for f, r in zip(first, rest, strict=True))
+    return _pick(Kernels(*stacked), which)
+
+
+def _pick(k: Kernels, which: Which) -> Kernels | Array:
+    """From stacked kernels: the last Σ (``"nngp"``), the last Θ (``"ntk"``), or the layers
+    with the 0-based indices in the tuple ``which``."""
     if which == "nngp":
-        return last[0]
+        return k.sigma[-1]
     if which == "ntk":
-        return last[2]
-    return Kernels(*(jnp.concatenate([f[None], r]) for f, r in zip(first, rest, strict=True)))
+        return k.theta[-1]
+    if len(which) == k.sigma.shape[0]:  # all of them (indices are sorted and distinct)
+        return k
+    return Kernels(*(f[np.asarray(which)] for f in k))
 
 
 def _expand(tree: _Marginal, axis: int) -> _Marginal:
@@ -469,7 +482,7 @@ def _full(
     beta: Array,
     *,
     cfg: _Config,
-    which: str,
+    which: Which,
     block_size: int,
     symmetric: bool,
 ) -> Kernels | Array:
@@ -493,19 +506,20 @@ def _full(
     if not symmetric:
         return out
     i = jnp.arange(x1.shape[0])
-    if which == "kernels":
-        return Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, own, strict=True)))
-    return out.at[i, i].set(own.sigma[-1] if which == "nngp" else own.theta[-1])
+    diag = _pick(own, which)
+    if isinstance(which, tuple):
+        return Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, diag, strict=True)))
+    return out.at[i, i].set(diag)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "which"))
 def _diagonal(
-    x1: Array, x2: Array | None, sigma_w: Array, beta: Array, *, cfg: _Config, which: str
+    x1: Array, x2: Array | None, sigma_w: Array, beta: Array, *, cfg: _Config, which: Which
 ) -> Kernels | Array:
     """k(x1_i, x1_i) — or k(x1_i, x2_i) when ``x2`` is given — for every layer."""
     own, m1 = _self_diagonal(cfg, sigma_w, beta, x1)
     if x2 is None:
-        return {"kernels": own, "nngp": own.sigma[-1], "ntk": own.theta[-1]}[which]
+        return _pick(own, which)
     m2 = _self_diagonal(cfg, sigma_w, beta, x2)[1]
     first = _first(sigma_w, beta, jnp.sum(x1 * x2, axis=1), x1.shape[1])
     return _cross(cfg, sigma_w, beta, first, m1, m2, which)
@@ -548,12 +562,16 @@ def _compute(
     block_size: int | None,
     dtype: object,
     which: str,
+    layers: Sequence[int] | None = None,
 ) -> Kernels | Array:
-    """Validate the public arguments, then run the jitted computation."""
+    """Validate the public arguments, then run the jitted computation (``which``: "nngp", "ntk"
+    or "kernels", the last with the notes' layer numbers ``layers``)."""
     x1 = _checks.matrix("x1", x1)
     if x2 is not None:
         x2 = _checks.matrix("x2", x2, n_features=x1.shape[1])
     cfg_depth = _checks.positive_int("depth", depth)
+    if which == "kernels":
+        which = _layer_indices(layers, cfg_depth)
     act = get(activation)
     beta_v = _checks.nonnegative("beta", beta)
     sigma_w_v = _checks.positive("sigma_w", sigma_w)
@@ -596,6 +614,7 @@ def kernels(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    layers: Sequence[int] | None = None,
 ) -> Kernels:
     r"""Σ^(l), Σ̇^(l), Θ∞^(l) for l = 1 … L (the recursion in the module docstring).
 
@@ -615,13 +634,17 @@ def kernels(
             :func:`expectation`).
         block_size: rows of ``x1`` per block (default: chosen to bound temporaries).
         dtype: compute dtype (default: that of the inputs).
+        layers: the layers l to return, numbered 1 … L as in the notes (−1 is L, −2 is L − 1,
+            …); default all. ``layers=[-1]`` gives Σ^(L), Σ̇^(L) and Θ^(L) from one pass, at the
+            memory of three matrices instead of 3L.
 
     Returns:
         :class:`Kernels`, each field (L, N1, N2) (or (L, N)); index l − 1 is layer l; Σ̇^(1) = 0.
+        With ``layers``, the leading axis holds the requested layers in increasing order.
 
     Raises:
         ValueError: naming the argument (shapes, NaN/inf, depth < 1, β < 0, σ_w ≤ 0, unknown
-            activation or quadrature).
+            activation or quadrature, a layer outside 1 … L).
 
     Example:
         >>> import jax.numpy as jnp
@@ -633,7 +656,7 @@ def kernels(
     return _compute(
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
-        dtype=dtype, which="kernels",
+        dtype=dtype, which="kernels", layers=layers,
     )  # fmt: skip
 
 
@@ -713,3 +736,19 @@ def _defaults(options: dict[str, object]) -> dict[str, object]:
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown option; known: {', '.join(_OPTIONS)}")
     return {**_OPTIONS, **options}
+
+
+def _layer_indices(layers: Sequence[int] | None, depth: int) -> tuple[int, ...]:
+    """0-based, sorted, distinct indices of the notes' layers 1 … L (negative: from the end)."""
+    if layers is None:
+        return tuple(range(depth))
+    try:
+        items = [operator.index(layer) for layer in layers]
+    except TypeError:
+        raise ValueError(f"layers: expected a sequence of integers, got {layers!r}") from None
+    bad = [layer for layer in items if not (1 <= layer <= depth or -depth <= layer <= -1)]
+    if bad or not items:
+        raise ValueError(
+            f"layers: each must be in 1 … {depth} or −{depth} … −1 (the depth); got {layers!r}"
+        )
+    return tuple(sorted({layer - 1 if layer > 0 else depth + layer for layer in items}))

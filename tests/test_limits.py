@@ -306,6 +306,20 @@ def test_fused_closed_form_blocks_and_scanned_layers_agree(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("activation, depth", [("relu", 4), ("relu", 20), ("tanh", 4)])
+def test_layers_option_returns_the_same_layers(activation, depth):
+    # the unrolled closed form (depth 4), the scanned one (depth 20 > 16) and the Mehler series
+    opts = dict(depth=depth, activation=activation, beta=0.2)
+    every = limits.kernels(X, Y, **opts)
+    for layers, rows in (([-1], [depth - 1]), ([1, -1], [0, depth - 1]), ([3, 2, 3], [1, 2])):
+        part = limits.kernels(X, Y, **opts, layers=layers)
+        for a, b in zip(every, part, strict=True):
+            np.testing.assert_allclose(np.asarray(a)[rows], b, rtol=1e-13, atol=1e-15)
+    last = limits.kernels(X, **opts, layers=[-1])  # symmetric: the diagonal override too
+    np.testing.assert_allclose(last.theta[0], limits.kernels(X, **opts).theta[-1], rtol=1e-13)
+    assert limits.kernels(X, **opts, layers=[-1], diagonal=True).theta.shape == (1, 5)
+
+
 @pytest.mark.parametrize("name", ["relu", "abs", "leaky", "erf", "identity"])
 @pytest.mark.parametrize("which", ["ntk", "nngp"])
 def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, which):
@@ -374,6 +388,11 @@ def test_depth_100_float32_stays_finite(name):
         (dict(x1=X[0], depth=2), "x1"),
         (dict(x1=X, x2=Y, depth=2, diagonal=True), "x2"),
         (dict(x1=X, depth=2, dtype=jnp.int32), "dtype"),
+        (dict(x1=X, depth=2, layers=[0]), "layers"),
+        (dict(x1=X, depth=2, layers=[3]), "layers"),
+        (dict(x1=X, depth=2, layers=[-3]), "layers"),
+        (dict(x1=X, depth=2, layers=[]), "layers"),
+        (dict(x1=X, depth=2, layers=[1.5]), "layers"),
     ],
 )
 def test_bad_input_raises_value_error_naming_argument(kwargs, name):
