@@ -223,7 +223,8 @@ def _resolve(act: Activation, quadrature: str) -> str:
 
 class _Marginal(NamedTuple):
     """What a pairwise expectation needs of one input: its variance k and, for ``"mehler"``, the
-    Hermite coefficients of σ and σ̇ at that variance (trailing axis: the series index)."""
+    Hermite coefficients of σ and σ̇ at that variance (leading axis: the series index, so that
+    each term of the series reads contiguous memory)."""
 
     k: Array
     c_sigma: Array | None = None
@@ -231,12 +232,12 @@ class _Marginal(NamedTuple):
 
 
 def _mehler_coefficients(act: Activation, m: int, k: Array) -> tuple[Array, Array]:
-    r"""c_j(k) = E[σ(√k z) He_j(z)]/√j! and the same for σ̇, j < m; shape k.shape + (m,)."""
+    r"""c_j(k) = E[σ(√k z) He_j(z)]/√j! and the same for σ̇, j < m; shape (m,) + k.shape."""
     z, root, table = hermite_functions(m)
     nodes = safe_sqrt(k)[..., None] * _const(z, k.dtype, k.ndim + 1, k.ndim)
     weight = _const(root, k.dtype, k.ndim + 1, k.ndim)
     tab = jnp.asarray(table, k.dtype)
-    return (weight * act.sigma(nodes)) @ tab, (weight * act.sigma_dot(nodes)) @ tab
+    return tuple(jnp.moveaxis((weight * f(nodes)) @ tab, -1, 0) for f in (act.sigma, act.sigma_dot))
 
 
 def _marginal(act: Activation, method: str, points: int, k: Array) -> _Marginal:
@@ -258,12 +259,12 @@ def _mehler(m1: _Marginal, k12: Array, m2: _Marginal) -> tuple[Array, Array]:
     which decays like exp(−c√j) for σ analytic in a strip (tanh) and faster for entire σ.
     """
     _, rho = correlation(m1.k, k12, m2.k)
-    m = m1.c_sigma.shape[-1]  # type: ignore[union-attr]
+    m = m1.c_sigma.shape[0]  # type: ignore[union-attr]
     e_ss = jnp.zeros_like(rho)
     e_dd = jnp.zeros_like(rho)
     for j in range(m - 1, -1, -1):
-        e_ss = e_ss * rho + m1.c_sigma[..., j] * m2.c_sigma[..., j]  # type: ignore[index]
-        e_dd = e_dd * rho + m1.c_dot[..., j] * m2.c_dot[..., j]  # type: ignore[index]
+        e_ss = e_ss * rho + m1.c_sigma[j] * m2.c_sigma[j]  # type: ignore[index]
+        e_dd = e_dd * rho + m1.c_dot[j] * m2.c_dot[j]  # type: ignore[index]
     return e_ss, e_dd
 
 
@@ -442,15 +443,20 @@ def _pick(k: Kernels, which: Which) -> Kernels | Array:
     return Kernels(*(f[np.asarray(which)] for f in k))
 
 
-def _expand(tree: _Marginal, axis: int) -> _Marginal:
-    """Insert a unit axis into every leaf (rows: axis 2; columns: axis 1; axis 0 is the layer)."""
-    return jax.tree.map(lambda a: jnp.expand_dims(a, axis), tree)
+def _as_rows(tree: _Marginal) -> _Marginal:
+    """Per-input leaves (..., N) as rows of a tile: a trailing unit axis, (..., N, 1)."""
+    return jax.tree.map(lambda a: a[..., None], tree)
+
+
+def _as_columns(tree: _Marginal) -> _Marginal:
+    """Per-input leaves (..., N) as columns of a tile: (..., 1, N)."""
+    return jax.tree.map(lambda a: a[..., None, :], tree)
 
 
 def _by_rows(
     fn: Callable[[Array, _Marginal], Kernels | Array], x1: Array, m1: _Marginal, rows: int
 ) -> Kernels | Array:
-    """``fn`` over blocks of ``rows`` rows of ``x1`` (and of the marginals, axis 1), written in
+    """``fn`` over blocks of ``rows`` rows of ``x1`` (and of the marginals, last axis), written in
     place into the output (row axis −2 of every leaf).
 
     The last block starts at N1 − rows, so it overlaps the previous one and recomputes a few
@@ -459,13 +465,13 @@ def _by_rows(
     n1 = x1.shape[0]
     if rows >= n1:
         return fn(x1, m1)
-    shapes = jax.eval_shape(fn, x1[:rows], jax.tree.map(lambda a: a[:, :rows], m1))
+    shapes = jax.eval_shape(fn, x1[:rows], jax.tree.map(lambda a: a[..., :rows], m1))
     out = jax.tree.map(lambda s: jnp.zeros((*s.shape[:-2], n1, s.shape[-1]), s.dtype), shapes)
 
     def block(i: Array, out: Kernels | Array) -> Kernels | Array:
         start = jnp.minimum(i * rows, n1 - rows)
         xb = jax.lax.dynamic_slice_in_dim(x1, start, rows, 0)
-        mb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, rows, 1), m1)
+        mb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, rows, a.ndim - 1), m1)
         new = fn(xb, mb)
         return jax.tree.map(
             lambda o, b: jax.lax.dynamic_update_slice_in_dim(o, b, start, o.ndim - 2), out, new
@@ -496,11 +502,11 @@ def _full(
     """
     n0 = x1.shape[1]
     own, m1 = _self_diagonal(cfg, sigma_w, beta, x1)  # (L, N1) and leaves (L − 1, N1, ...)
-    m2 = _expand(_self_diagonal(cfg, sigma_w, beta, x2)[1], 1)
+    m2 = _as_columns(_self_diagonal(cfg, sigma_w, beta, x2)[1])
 
     def block(xb: Array, mb: _Marginal) -> Kernels | Array:
         first = _first(sigma_w, beta, xb @ x2.T, n0)
-        return _cross(cfg, sigma_w, beta, first, _expand(mb, 2), m2, which)
+        return _cross(cfg, sigma_w, beta, first, _as_rows(mb), m2, which)
 
     out = _by_rows(block, x1, m1, block_size)
     if not symmetric:
@@ -635,8 +641,9 @@ def kernels(
         block_size: rows of ``x1`` per block (default: chosen to bound temporaries).
         dtype: compute dtype (default: that of the inputs).
         layers: the layers l to return, numbered 1 … L as in the notes (−1 is L, −2 is L − 1,
-            …); default all. ``layers=[-1]`` gives Σ^(L), Σ̇^(L) and Θ^(L) from one pass, at the
-            memory of three matrices instead of 3L.
+            …); default all. ``layers=[-1]`` gives Σ^(L), Σ̇^(L) and Θ^(L) from one Gram
+            matrix, at the memory of three matrices instead of 3L. (:func:`ntk` alone is
+            fastest: one output lets XLA fuse all layers into one pass.)
 
     Returns:
         :class:`Kernels`, each field (L, N1, N2) (or (L, N)); index l − 1 is layer l; Σ̇^(1) = 0.
