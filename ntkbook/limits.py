@@ -351,6 +351,7 @@ class _Config(NamedTuple):
 Layer = tuple[Array, Array, Array]  # (Σ, Σ̇, Θ) of one layer
 # What to return: the last Σ ("nngp"), the last Θ ("ntk"), or layers by 0-based index (sorted).
 Which = str | tuple[int, ...]
+_LAST = {"nngp": 0, "ntk": 2}  # position in a Layer
 
 
 def _step(
@@ -417,7 +418,7 @@ def _cross(
             layers.append(_step(cfg, sigma_w, beta, ms[0], ms[1], layers[-1]))
         if isinstance(which, tuple):
             return Kernels(*(jnp.stack([layers[i][f] for i in which]) for f in range(3)))
-        return _pick(Kernels(*(a[None] for a in layers[-1])), which)
+        return layers[-1][_LAST[which]]
     keep = isinstance(which, tuple)
 
     def body(prev: Layer, ms: tuple[_Marginal, _Marginal]) -> tuple[Layer, Layer | None]:
@@ -426,7 +427,7 @@ def _cross(
 
     last, rest = jax.lax.scan(body, first, (m1, m2))
     if not keep:
-        return _pick(Kernels(*(a[None] for a in last)), which)
+        return last[_LAST[which]]
     stacked = (jnp.concatenate([f[None], r]) for f, r in zip(first, rest, strict=True))
     return _pick(Kernels(*stacked), which)
 
@@ -434,10 +435,8 @@ def _cross(
 def _pick(k: Kernels, which: Which) -> Kernels | Array:
     """From stacked kernels: the last Σ (``"nngp"``), the last Θ (``"ntk"``), or the layers
     with the 0-based indices in the tuple ``which``."""
-    if which == "nngp":
-        return k.sigma[-1]
-    if which == "ntk":
-        return k.theta[-1]
+    if isinstance(which, str):
+        return k[_LAST[which]][-1]
     if len(which) == k.sigma.shape[0]:  # all of them (indices are sorted and distinct)
         return k
     return Kernels(*(f[np.asarray(which)] for f in k))
