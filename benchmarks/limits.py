@@ -3,7 +3,8 @@
 Workloads (float32, d = 64, the issue's list):
 - ReLU Θ∞ (which computes Σ on the way) of a depth-3 MLP at N ∈ {1000, 2000, 4000}; also
   Σ, Σ̇ and Θ of the last layer returned together (``kernels(layers=[-1])``, three outputs) and
-  every layer (``kernels``, 3L outputs);
+  every layer (``kernels``, 3L outputs); at the largest N also erf, and ReLU in float64 (its
+  own float64 GEMM as the floor);
 - tanh depth-3 MLP via the Mehler series at N = 2000 (neural-tangents' ElementwiseNumerical,
   tensor Gauss–Hermite deg = 25, takes 27 s there on this 2-core CPU: figure from the issue);
 - peak RSS at N = 20 000, diagonal and full blocked Θ∞, each in a fresh subprocess
@@ -29,6 +30,8 @@ REPEATS = 9
 
 def timings(sizes: list[int], tanh_n: int) -> dict:
     import jax
+
+    jax.config.update("jax_enable_x64", True)  # for the float64 row; every input is typed
     import jax.numpy as jnp
     import numpy as np
 
@@ -48,6 +51,14 @@ def timings(sizes: list[int], tanh_n: int) -> dict:
             )
             row["relu_all_layers"] = paired(
                 lambda x=x: ntkbook.limits.kernels(x, depth=3), floor, max(3, REPEATS // 3)
+            )
+        if n == max(sizes):
+            row["erf_ntk"] = paired(
+                lambda x=x: ntkbook.ntk(x, depth=3, activation="erf"), floor, REPEATS
+            )
+            x64 = x.astype(jnp.float64)
+            row["relu_ntk_float64"] = paired(
+                lambda x=x64: ntkbook.ntk(x, depth=3), functools.partial(gemm, x64), REPEATS
             )
         if n == tanh_n:
             tanh = paired(lambda x=x: ntkbook.ntk(x, depth=3, activation="tanh"), floor, 3)
