@@ -148,7 +148,7 @@ def angle(rho: Array) -> tuple[Array, Array]:
     r"""θ = arccos ρ ∈ [0, π] and sin θ = √(1 − ρ²) for ρ ∈ [−1, 1], by elementwise arithmetic.
 
     XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
-    with a = |ρ|:
+    with :math:`a = |ρ|`:
 
     - float32: the polynomial of Abramowitz & Stegun 4.4.46, arccos a = √(1−a) Σ_i c_i a^i
       (error ≤ 2e-8, below float32 rounding), and sin θ = √(1−a) √(1+a);
@@ -234,8 +234,9 @@ def _atan_small(x: Array) -> Array:
 def arcsin(z: Array) -> Array:
     r"""arcsin z for z ∈ [−1, 1], to a few ulps *relative* (small z included), elementwise.
 
-    arcsin z = 2 atan t with t = |z|/(1 + s), s = √(1 − z²), t ∈ [0, 1]. With c = jπ/16 the
-    multiple of π/16 nearest atan t, read off |z| (thresholds sin 2a_i at the midpoints a_i),
+    arcsin z = 2 atan t with :math:`t = |z|/(1 + s)`, s = √(1 − z²), t ∈ [0, 1]. With c = jπ/16
+    the multiple of π/16 nearest atan t, read off :math:`|z|` (thresholds sin 2a_i at the
+    midpoints a_i),
 
     .. math:: \operatorname{atan} t - c = \operatorname{atan}
         \frac{|z| - (1 + s)\tan c}{1 + s + |z| \tan c}.
