@@ -4,9 +4,20 @@ Every function takes an ``ax`` (``None`` creates a new figure in the house style
 the axes it drew on (``ax.figure`` is the figure). Nothing is kept between calls; the only
 shared state is the style, applied with :func:`style` while a function draws.
 
-House style: opaque white figure and axes backgrounds (figures stay readable on a dark page
-theme), font sizes readable at page width, and the Okabe–Ito colour-blind-safe palette
+House style: figures drawn for the book's text column, opaque white figure and axes backgrounds
+(figures stay readable on a dark page theme), and the Okabe–Ito colour-blind-safe palette
 :data:`PALETTE` as the colour cycle.
+
+The text column is about 720 CSS px wide at a 1280 px window, and a figure is scaled to fit it.
+A figure :data:`MAX_WIDTH_IN` = 7 in wide is therefore shown at about 100 px per inch, where the
+house style's smallest font (10 pt: ticks and legends) is about 14 px tall. A wider figure is
+shrunk and its text with it (a 15 in figure: 10 pt becomes 6.7 px), so :func:`figure` warns
+about one, and the book's browser check (``scripts/browser_check.py``) fails on text rendered
+below 9 px. Draw one panel per row, or at most two side by side.
+
+Importing this module inside IPython/Jupyter makes the inline backend emit SVG, so every figure
+shown by a cell — in the built book, in JupyterLab and in Binder — is vector graphics, sharp at
+any zoom.
 
 - :func:`figure` — a new figure (grid of axes) in the house style;
 - :func:`loglog_rate` — error against width (or step size) on log-log axes with a fitted slope,
@@ -25,6 +36,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -50,6 +63,12 @@ PALETTE: tuple[str, ...] = (
     "#000000",
 )
 
+#: Widest figure (inches) that the text column shows at ≥ 100 px per inch (see the module docs).
+MAX_WIDTH_IN: float = 7.0
+
+#: Smallest font size (points) of the house style; no text in a figure should be smaller.
+MIN_FONT_PT: float = 10.0
+
 #: rcParams of the house style (applied by :func:`style`).
 STYLE: dict[str, object] = {
     "figure.facecolor": "white",
@@ -58,14 +77,19 @@ STYLE: dict[str, object] = {
     "savefig.facecolor": "white",
     "savefig.transparent": False,
     "figure.dpi": 100,
-    "savefig.dpi": 150,
-    "figure.figsize": (6.0, 4.0),
-    "font.size": 12,
-    "axes.titlesize": 13,
-    "axes.labelsize": 12,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
+    "savefig.dpi": 200,
+    "savefig.format": "svg",
+    "svg.fonttype": "path",
+    "svg.hashsalt": "ntkbook",
+    "figure.figsize": (6.5, 3.8),
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
     "legend.fontsize": 10,
+    "legend.title_fontsize": 10,
+    "figure.titlesize": 12,
     "legend.framealpha": 0.9,
     "lines.linewidth": 1.8,
     "lines.markersize": 6,
@@ -114,18 +138,39 @@ def figure(
 ) -> tuple[object, np.ndarray]:
     """A new figure with an ``nrows × ncols`` grid of axes, in the house style.
 
+    The default size fits the text column: 6.5 in wide for one column of panels, 7 in for two or
+    more; 3.8 in per row for one column, 3.2 in per row otherwise. A ``figsize`` wider than
+    :data:`MAX_WIDTH_IN` is allowed but warned about: the page would shrink it, and its text,
+    below legibility (stack the panels instead).
+
     Args:
         nrows, ncols: the grid, each ≥ 1.
-        figsize: (width, height) in inches; default 5 × 3.8 per panel.
+        figsize: (width, height) in inches, each > 0; default as above.
 
     Returns:
         ``(fig, axes)`` with ``axes`` always a 2-D object array of shape (nrows, ncols).
+
+    Raises:
+        ValueError: naming ``nrows``, ``ncols`` or ``figsize`` on a bad value.
     """
     import matplotlib.pyplot as plt
 
     nrows = _checks.positive_int("nrows", nrows)
     ncols = _checks.positive_int("ncols", ncols)
-    size = figsize if figsize is not None else (5.0 * ncols, 3.8 * nrows)
+    if figsize is None:
+        size = (6.5, 3.8 * nrows) if ncols == 1 else (MAX_WIDTH_IN, 3.2 * nrows)
+    else:
+        size = tuple(float(v) for v in figsize)
+        if len(size) != 2 or not all(np.isfinite(v) and v > 0 for v in size):
+            raise ValueError(f"figsize: expected (width, height) in inches > 0, got {figsize}")
+        if size[0] > MAX_WIDTH_IN:
+            warnings.warn(
+                f"figsize: {size[0]:g} in is wider than the text column ({MAX_WIDTH_IN:g} in); "
+                f"the page will shrink its {MIN_FONT_PT:g} pt text below "
+                f"{MIN_FONT_PT * MAX_WIDTH_IN / size[0]:.1f} pt. Stack the panels instead.",
+                UserWarning,
+                stacklevel=2,
+            )
     with style():
         fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
     for ax in axes.flat:
@@ -292,7 +337,7 @@ def kernel_heatmap(
         else:
             kw = {"cmap": cmap or "viridis"}
         origin = "lower" if extent is not None else "upper"
-        im = ax.imshow(arr, interpolation="nearest", origin=origin, extent=extent, **kw)
+        im = ax.imshow(arr, interpolation="none", origin=origin, extent=extent, **kw)
         ax.grid(False)
         if n_blocks > 1:
             rows, cols = arr.shape[0] // n_blocks, arr.shape[1] // n_blocks
@@ -417,7 +462,7 @@ def network_schematic(
                 ax.plot([j + 0.35, j + 1], [y_bias, yo], ":", color=colour, lw=0.9, zorder=1)
             ax.scatter([j + 0.35], [y_bias], s=260, marker="s", facecolor="white",
                        edgecolor=colour, zorder=3)
-            ax.text(j + 0.35, y_bias, "1", ha="center", va="center", fontsize=9, zorder=4)
+            ax.text(j + 0.35, y_bias, "1", ha="center", va="center", fontsize=10, zorder=4)
             ax.text(j + 0.5, top + 0.15, rf"$W^{{({j})}},\ b^{{({j})}}$", ha="center",
                     va="bottom", color=colour, fontsize=12)
         for j, n in enumerate(counts):
@@ -476,6 +521,8 @@ def histogram_vs_gaussian(
         p(z) = \frac{1}{\sqrt{2\pi v}} e^{-z^2 / (2v)}
 
     On a log axis the Gaussian is a parabola, so heavy tails show as excess mass at the ends.
+    The histogram is a step outline over the non-empty bins (an empty bin is a gap, not a drop to
+    the axis floor).
 
     Args:
         ax: axes to draw on, or ``None`` for a new figure.
@@ -486,14 +533,20 @@ def histogram_vs_gaussian(
         color: histogram colour.
 
     Returns:
-        The axes; the reference density is the last line (``ax.lines[-1]``).
+        The axes; the histogram is ``ax.lines[-2]`` and the reference density the last line
+        (``ax.lines[-1]``).
     """
     z = _finite_array("samples", samples, (1,))
     v = _checks.positive("variance", variance)
     bins = _checks.positive_int("bins", bins, minimum=2)
     ax = _axes(ax)
     with style():
-        ax.hist(z, bins=bins, density=True, histtype="step", lw=1.8, color=color, label=label)
+        density, edges = np.histogram(z, bins=bins, density=True)
+        # A step outline with a gap at each empty bin: on the log axis an empty bin would
+        # otherwise be drawn as two walls down to the axis floor.
+        heights = np.where(density > 0, density, np.nan)
+        ax.plot(np.repeat(edges, 2)[1:-1], np.repeat(heights, 2), "-", lw=1.8, color=color,
+                label=label)
         grid = np.linspace(z.min(), z.max(), 200)
         ax.plot(grid, np.exp(-(grid**2) / (2 * v)) / np.sqrt(2 * np.pi * v), "--", color="0.2",
                 label=_once(ax, rf"$\mathcal{{N}}(0, {v:.3g})$"))
@@ -595,3 +648,29 @@ def curves_vs_angle(
         if label is not None or reference_label is not None:
             ax.legend()
     return ax
+
+
+# ------------------------------------------------------------- figures shown by notebook cells
+
+
+def _inline_svg() -> bool:
+    """Make IPython's inline backend render figures as SVG; True if an IPython shell is running.
+
+    The format is set on the ``InlineBackend`` configuration (so it survives the backend being
+    loaded later, when pyplot is first imported) and on the running shell's formatters (so it
+    holds if the backend is already loaded). Outside IPython this does nothing.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return False
+    from IPython.core.pylabtools import select_figure_formats
+    from matplotlib_inline.backend_inline import InlineBackend
+
+    config = InlineBackend.instance()
+    config.figure_formats = {"svg"}
+    select_figure_formats(shell, {"svg"}, **config.print_figure_kwargs)
+    return True
+
+
+_inline_svg()

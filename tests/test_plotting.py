@@ -1,5 +1,6 @@
 """Smoke tests for ntkbook.plotting with the Agg backend: check what was drawn, not pixels."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -185,3 +186,58 @@ def test_reference_curves_appear_once_in_the_legend():
         texts = [t.get_text() for t in axes.get_legend().get_texts()]
         assert len(texts) == len(set(texts)) == 3, texts
         plt.close(axes.figure)
+
+
+def test_default_figures_fit_the_text_column():
+    for nrows, ncols in [(1, 1), (2, 1), (1, 2), (3, 2)]:
+        fig, _ = plotting.figure(nrows, ncols)
+        assert fig.get_figwidth() <= plotting.MAX_WIDTH_IN
+        plt.close(fig)
+    fonts = [plotting.STYLE[k] for k in plotting.STYLE if k.endswith(("size", "fontsize"))
+             and k != "figure.figsize" and k != "lines.markersize"]
+    assert min(fonts) >= plotting.MIN_FONT_PT, fonts
+
+
+def test_a_figure_wider_than_the_column_is_warned_about():
+    with pytest.warns(UserWarning, match=r"^figsize: 15 in is wider than the text column"):
+        fig, _ = plotting.figure(1, 3, figsize=(15, 4))
+    plt.close(fig)
+    with pytest.raises(ValueError, match=r"^figsize:"):
+        plotting.figure(1, 1, figsize=(0, 4))
+
+
+def test_histogram_leaves_empty_bins_as_gaps():
+    # two clusters far apart: the bins between them are empty
+    samples = np.concatenate([np.full(50, -1.0), np.full(50, 1.0)])
+    ax = plotting.histogram_vs_gaussian(None, samples, 1.0, bins=10)
+    hist = ax.lines[-2]
+    heights = np.asarray(hist.get_ydata(), dtype=float)
+    assert np.isnan(heights).sum() == 2 * 8  # 8 empty bins, two points each
+    assert np.all(heights[np.isfinite(heights)] > 0)  # nothing drawn down to the floor
+    np.testing.assert_allclose(np.nansum(heights[::2] * np.diff(hist.get_xdata())[::2]), 1.0)
+    plt.close(ax.figure)
+
+
+def test_cells_show_figures_as_svg():
+    """In a Jupyter kernel, importing plotting (before or after pyplot) makes the inline
+    backend emit SVG: the figures reach the book, JupyterLab and Binder as vector graphics."""
+    import os
+
+    import nbclient
+    import nbformat
+
+    code = [
+        "import matplotlib.pyplot as plt\nfrom ntkbook import plotting\n"
+        "fig, axes = plotting.figure()\naxes[0, 0].plot([1, 2], [3, 4]);",
+        "fig, ax = plt.subplots()\nax.plot([1, 2]);",
+    ]
+    for first in ("", "from ntkbook import plotting\n"):
+        cells = [first + code[0], code[1]] if first else code
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        env = {**os.environ, "PYTHONPATH": str(Path(plotting.__file__).parents[1])}
+        nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env)
+        for cell in nb.cells:
+            mimes = [set(o.get("data", {})) for o in cell.outputs
+                     if o.output_type == "display_data"]
+            assert mimes and all("image/svg+xml" in m and "image/png" not in m for m in mimes), (
+                cell.source, cell.outputs)
