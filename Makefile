@@ -1,3 +1,5 @@
+SHELL  := /bin/bash
+
 # ntkbook — two commands: `make book` (build the website) and `make test` (everything CI checks).
 # Both create .venv if absent and install the exact pins of requirements.txt plus ntkbook itself.
 
@@ -10,11 +12,15 @@ CACHE  := _build/.jupyter_cache
 # The execution cache keys on notebook code only: a change to the package or the pins must wipe it.
 SOURCES_HASH = $(shell cat requirements.txt pyproject.toml ntkbook/*.py | sha256sum | cut -c1-16)
 
-.PHONY: help venv book test lint unit nbval html check-html lab bench clean
+JOBS   ?= 2
+
+.PHONY: help venv book test lint unit nbval execute html check-html browser checks lab bench clean
 
 help:
-	@echo "make book   build the website into $(HTML) (executes every chapter)"
-	@echo "make test   lint, unit tests, nbval over every chapter, fresh -W build, HTML check"
+	@echo "make book   build the website into $(HTML) (executes changed chapters, one per core)"
+	@echo "make test   lint + unit tests, alongside: every chapter executed once (pass/fail per"
+	@echo "            chapter), a -W build from those results, HTML check, browser check"
+	@echo "make browser PAGES=book/02_ntk   the real-browser check of built pages (default: all)"
 	@echo "make lab    JupyterLab with jupytext: open any book/*.md as a notebook"
 	@echo "make bench  run benchmarks/*.py (JSON on stdout)"
 
@@ -31,6 +37,7 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.sources-hash 2>/dev/null)" != "$(SOURCES_HASH)" ]; then \
 		echo "ntkbook or the pins changed: clearing the execution cache"; rm -rf $(CACHE); fi
+	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE)
 	$(BIN)/jupyter-book build .
 	@echo "$(SOURCES_HASH)" > _build/.sources-hash
 	@echo "The book is at file://$(CURDIR)/$(HTML)/index.html"
@@ -41,20 +48,43 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+# For a chapter author: nbval over one chapter, e.g. `make nbval CHAPTERS=book/02_ntk.md`.
+CHAPTERS ?= book
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
-		-p no:cacheprovider book
+		-p no:cacheprovider $(CHAPTERS)
 
-# A fresh build (no cache) with warnings as errors, then a check of the rendered pages.
-html: $(STAMP)
+# Every chapter executed once, from scratch, one per core, into the build's execution cache;
+# a failing chapter is reported with its code cell and error, and stops the build.
+execute: $(STAMP)
 	rm -rf _build
-	$(BIN)/jupyter-book build . -W --keep-going
-	@echo "$(SOURCES_HASH)" > _build/.sources-hash
+	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE)
 
-check-html: $(STAMP)
+# The -W build then takes every chapter from that cache; it must execute nothing itself.
+html: execute
+	$(BIN)/jupyter-book build . -W --keep-going 2>&1 | tee _build/build.log; \
+		test $${PIPESTATUS[0]} -eq 0
+	@echo "$(SOURCES_HASH)" > _build/.sources-hash
+	@if grep -q "Executing notebook" _build/build.log; then \
+		echo "html: the build executed a chapter again (its cache key did not match):"; \
+		grep "Executing notebook" _build/build.log; exit 1; fi
+
+check-html: html
 	$(BIN)/python scripts/check_html.py $(HTML)
 
-test: lint unit nbval html check-html
+# Headless Chromium over the built site (Debian's chromium; .ci/run installs it), with
+# full-page screenshots at 1280 px into _build/screenshots/ (a CI artefact, not committed).
+PAGES ?=
+browser: $(STAMP)
+	$(BIN)/python scripts/browser_check.py $(HTML) --screenshots _build/screenshots \
+		$(foreach p,$(PAGES),--page $(p))
+
+checks: check-html
+	$(MAKE) --no-print-directory browser
+
+# Lint and unit tests run beside the chapters' execution (two cores: make -j2).
+test: $(STAMP)
+	$(MAKE) --no-print-directory -j$(JOBS) --output-sync=target lint unit checks
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6

@@ -11,18 +11,21 @@ with p_in the empirical distribution of the N training inputs. A function is rep
 values on those inputs: an array of shape (N, k).
 
 A cost C(f) has a *function-space gradient* d with respect to this inner product,
-C(f + h) = C(f) + ⟨d, h⟩_{p_in} + o(h). For a cost that averages a per-example loss,
-C(f) = (1/N) Σ_i c(f(x_i), y_i), that gradient is d(x_i) = ∂c/∂f(f(x_i), y_i). The parameter
+:math:`C(f + h) = C(f) + \langle d, h\rangle_{p^{in}} + o(h)`. For a cost that averages a
+per-example loss, :math:`C(f) = \frac1N \sum_i c(f(x_i), y_i)`, that gradient is
+:math:`d(x_i) = \partial c/\partial f\,(f(x_i), y_i)`. The parameter
 gradient then is
 
 .. math::
 
     \partial_\theta C = \frac1N \sum_i J(x_i)^\top d(x_i),
 
-so gradient flow ∂_t θ = −∂_θ C moves the outputs by ∂_t f = −(1/N) Θ d (Θ the N n_L × N n_L
-Gram matrix of the NTK), i.e. ∂_t f = −Φ_Θ(⟨d, ·⟩_{p_in}). :mod:`ntkbook.training` and
-:mod:`ntkbook.regression` use this convention when ``normalise=True``; ``normalise=False`` drops
-the 1/N (the sum-of-squares cost ½ Σ_i ‖f(x_i) − y_i‖² of Lee et al. 2019), with the same d.
+so gradient flow :math:`\partial_t \theta = -\partial_\theta C` moves the outputs by
+:math:`\partial_t f = -\frac1N \Theta d` (Θ the :math:`N n_L \times N n_L` Gram matrix of the
+NTK), i.e. :math:`\partial_t f = -\Phi_\Theta(\langle d, \cdot\rangle_{p^{in}})`.
+:mod:`ntkbook.training` and :mod:`ntkbook.regression` use this convention when
+``normalise=True``; ``normalise=False`` drops the 1/N (the sum-of-squares cost
+:math:`\tfrac12 \sum_i \lVert f(x_i) - y_i \rVert^2` of Lee et al. 2019), with the same d.
 
 Example:
     >>> import jax.numpy as jnp
@@ -45,11 +48,12 @@ Array = jax.Array
 
 
 class Cost(NamedTuple):
-    """A cost given by its value and its function-space gradient.
+    r"""A cost given by its value and its function-space gradient.
 
     Attributes:
         value: ``value(f, y)`` → C(f), a scalar, averaged over the N points (p_in convention).
-        grad: ``grad(f, y)`` → d = ∂C/∂f with respect to ⟨·,·⟩_{p_in}, shape (N, k).
+        grad: ``grad(f, y)`` → :math:`d = \partial C/\partial f` with respect to
+            :math:`\langle\cdot,\cdot\rangle_{p^{in}}`, shape (N, k).
     """
 
     value: Callable[[Array, Array], Array]
@@ -85,7 +89,8 @@ def inner(f: object, g: object) -> Array:
 
 
 def norm(f: object) -> Array:
-    r"""‖f‖_{p_in} = √⟨f, f⟩_{p_in} for f of shape (N, k)."""
+    r""":math:`\lVert f \rVert_{p^{in}} = \sqrt{\langle f, f\rangle_{p^{in}}}` for f of shape
+    (N, k)."""
     f = _checks.matrix("f", f)
     return jnp.sqrt(_inner(f, f))
 
@@ -103,7 +108,8 @@ def mse(f: object, y: object, *, normalise: bool = True) -> Array:
 
     .. math:: C(f) = \tfrac12 \|f - y\|^2_{p^{in}} = \frac1{2N}\sum_i \|f(x_i) - y_i\|^2
 
-    (without the 1/N when ``normalise=False``: ½ Σ_i ‖f(x_i) − y_i‖², as in Lee et al. 2019).
+    (without the 1/N when ``normalise=False``:
+    :math:`\tfrac12 \sum_i \lVert f(x_i) - y_i \rVert^2`, as in Lee et al. 2019).
 
     Args:
         f: outputs (N, k).

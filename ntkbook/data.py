@@ -5,9 +5,11 @@ Inputs are rows: every function returns ``x`` of shape (N, n_0), the layout of
 
 - :func:`circle` — a deterministic grid of N angles γ_i on the unit circle, x_i = (cos γ_i, sin γ_i)
   (the inputs of Jacot et al.'s figures);
-- :func:`sphere` — N points uniform on the unit sphere S^{n_0 − 1} ⊂ ℝ^{n_0};
+- :func:`sphere` — N points uniform on the unit sphere
+  :math:`S^{n_0 - 1} \subset \mathbb R^{n_0}`;
 - :func:`interval` — a deterministic grid on [low, high] as an (N, 1) input matrix;
-- :func:`regression` — a toy regression problem y = f*(x) + noise · ε on [−1, 1]^{n_0}.
+- :func:`regression` — a toy regression problem :math:`y = f^*(x) + \text{noise} \cdot \varepsilon`
+  on :math:`[-1, 1]^{n_0}`.
 
 Example:
     >>> import jax
@@ -105,7 +107,7 @@ def sphere(key: Array, n: int, dim: int, *, dtype: jnp.dtype | None = None) -> A
         dtype: float dtype (default: JAX's default float).
 
     Returns:
-        x of shape (N, d) with ‖x_i‖ = 1.
+        x of shape (N, d) with :math:`\lVert x_i \rVert = 1`.
     """
     key = _checks.key("key", key)
     n = _checks.positive_int("n", n)
@@ -134,7 +136,7 @@ def interval(
 
 
 def smooth_target(x: Array) -> Array:
-    r"""The default regression target, smooth and of order one on [−1, 1]^{n_0}:
+    r"""The default regression target, smooth and of order one on :math:`[-1, 1]^{n_0}`:
 
     .. math::
 
@@ -158,7 +160,8 @@ def regression(
     target: Callable[[Array], Array] = smooth_target,
     dtype: jnp.dtype | None = None,
 ) -> Dataset:
-    r"""A toy regression problem: uniform inputs on [−1, 1]^{n_0}, a smooth target plus noise.
+    r"""A toy regression problem: uniform inputs on :math:`[-1, 1]^{n_0}`, a smooth target plus
+    noise.
 
     .. math::
 

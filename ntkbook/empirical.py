@@ -1,13 +1,15 @@
 r"""The empirical NTK of a finite network (notes §2, §4, §5).
 
-For a network f_θ : R^{n_0} → R^{n_L} with parameters θ = (θ_p)_p,
+For a network :math:`f_\theta : \mathbb R^{n_0} \to \mathbb R^{n_L}` with parameters
+:math:`\theta = (\theta_p)_p`,
 
 .. math::
 
     \Theta_{kk'}(x, x') = \sum_p \partial_{\theta_p} f_k(x)\, \partial_{\theta_p} f_{k'}(x'),
 
 an (N1, N2, n_L, n_L) array over two sets of inputs; the *traced* kernel
-(1/n_L) Σ_k Θ_kk(x, x′) is the scalar kernel that converges to Θ∞^{(L)} (notes Theorem 1).
+:math:`\frac{1}{n_L} \sum_k \Theta_{kk}(x, x')` is the scalar kernel that converges to
+:math:`\Theta_\infty^{(L)}` (notes Theorem 1).
 
 Three implementations, selectable with ``method``:
 
@@ -15,11 +17,13 @@ Three implementations, selectable with ``method``:
     Jacobian contraction: J = ∂f/∂θ by reverse mode, then Θ = J Jᵀ leaf by leaf. Works for any
     ``fn(params, x)`` (:func:`ntk_fn`). Memory N · n_L · P per block.
 ``"ntvp"``
-    NTK–vector products: for each x′ and output k′, a VJP gives Jᵀ(x′) e_{k′} and a JVP pushes it
-    through J(x): Θ(·, x′) e_{k′} = J (Jᵀ e_{k′}). No Jacobian is stored for x. Any ``fn``.
+    NTK–vector products: for each x′ and output k′, a VJP gives :math:`J^\top(x') e_{k'}` and a
+    JVP pushes it through J(x): :math:`\Theta(\cdot, x') e_{k'} = J(x)\,(J^\top(x') e_{k'})`. No
+    Jacobian is stored for x. Any ``fn``.
 ``"structured"`` (MLPs only; what ``"auto"`` picks for an :class:`~ntkbook.networks.MLP`)
-    the layer-wise structure of the notes' Lemma 1 / §4.2. With g^{(l+1)} = ∂f/∂α̃^{(l+1)}
-    (N, n_{l+1}, n_L) from one backward sweep,
+    the layer-wise structure of the notes' Lemma 1 / §4.2. With
+    :math:`g^{(l+1)} = \partial f / \partial\tilde\alpha^{(l+1)}`, of shape
+    :math:`(N, n_{l+1}, n_L)`, from one backward sweep,
 
     .. math::
 
@@ -27,10 +31,10 @@ Three implementations, selectable with ``method``:
             \Big[c_w^{(l)}\, \alpha^{(l)}(x)\cdot\alpha^{(l)}(x') + c_b\Big]\,
             \sum_j g^{(l+1)}_{jk}(x)\, g^{(l+1)}_{jk'}(x'),
 
-    with c_w = σ_w²/n_l, c_b = β² in the NTK parametrisation and c_w = c_b = 1 in the standard
-    one — one pair of GEMMs per layer, no per-parameter Jacobian ever formed. The l-th term is
-    the contribution of (W^{(l)}, b^{(l)}): :func:`ntk_by_layer` and :func:`last_layer_split`
-    come for free.
+    with :math:`c_w^{(l)} = \sigma_w^2/n_l`, :math:`c_b = \beta^2` in the NTK parametrisation
+    and :math:`c_w^{(l)} = c_b = 1` in the standard one — one pair of GEMMs per layer, no
+    per-parameter Jacobian ever formed. The l-th term is the contribution of
+    :math:`(W^{(l)}, b^{(l)})`: :func:`ntk_by_layer` and :func:`last_layer_split` come for free.
 
 Every method batches over row blocks of x1 and x2 (``batch_size``, a ``lax.map`` over blocks),
 so peak memory is set by the block size, not by N.
@@ -329,7 +333,8 @@ def ntk(
         x2: inputs (N2, n_0); default ``x1``.
         method: ``"structured"`` (the layer-wise rule; what ``"auto"`` picks), ``"jacobian"``
             or ``"ntvp"`` — see the module docstring. All agree to float rounding.
-        traced: return (1/n_L) Σ_k Θ_kk(x, x′), shape (N1, N2), which converges to Θ∞^{(L)}.
+        traced: return :math:`\frac{1}{n_L} \sum_k \Theta_{kk}(x, x')`, shape (N1, N2), which
+            converges to :math:`\Theta_\infty^{(L)}`.
         batch_size: rows of x1 and of x2 per block (bounds memory); ``None``: one block.
 
     Returns:
@@ -419,20 +424,23 @@ def ntk_by_layer(
     method: Literal["auto", "structured", "jacobian"] = "auto",
     batch_size: int | None = None,
 ) -> Array:
-    r"""Traced contribution of each layer's parameters (W^{(l)}, b^{(l)}), l = 0 … L − 1.
+    r"""Traced contribution of each layer's parameters :math:`(W^{(l)}, b^{(l)})`,
+    l = 0 … L − 1.
 
     .. math::
 
         \Theta^{[l]}(x, x') = \frac{1}{n_L} \sum_k \sum_{p \in \{W^{(l)}, b^{(l)}\}}
-            \partial_p f_k(x)\, \partial_p f_k(x'), \qquad
-        \sum_l \Theta^{[l]} = \text{ntk}(\ldots, \text{traced=True}).
+            \partial_p f_k(x)\, \partial_p f_k(x'),
+
+    so that :math:`\sum_l \Theta^{[l]}` is ``ntk(..., traced=True)``.
 
     Args:
         net, params, x1, x2, batch_size: as in :func:`ntk`.
         method: ``"structured"`` (= ``"auto"``) or ``"jacobian"`` (leaves grouped by layer).
 
     Returns:
-        (L, N1, N2); index l holds the parameters of affine layer l (W^{(l)}: n_l → n_{l+1}).
+        (L, N1, N2); index l holds the parameters of affine layer l
+        (:math:`W^{(l)}`: :math:`n_l \to n_{l+1}`).
     """
     net = _check_net(net, params)
     x1, x2, same = _inputs(x1, x2, net.widths[0])
@@ -456,11 +464,13 @@ def last_layer_split(
     method: Literal["auto", "structured", "jacobian"] = "auto",
     batch_size: int | None = None,
 ) -> Split:
-    r"""The notes' §4.2 split of the traced NTK: last layer (W^{(L−1)}, b^{(L−1)}) vs the rest θ̃.
+    r"""The notes' §4.2 split of the traced NTK: the last layer :math:`(W^{(L-1)}, b^{(L-1)})`
+    against the rest :math:`\tilde\theta`.
 
     In the NTK parametrisation the last-layer term is exactly the empirical
-    σ_w² α^{(L−1)}(x)·α^{(L−1)}(x′)/n_{L−1} + β², which tends to Σ^{(L)}; the rest tends to
-    Θ∞^{(L−1)} Σ̇^{(L)}.
+    :math:`\sigma_w^2\, \alpha^{(L-1)}(x) \cdot \alpha^{(L-1)}(x') / n_{L-1} + \beta^2`, which
+    tends to :math:`\Sigma^{(L)}`; the rest tends to
+    :math:`\Theta_\infty^{(L-1)}\, \dot\Sigma^{(L)}`.
 
     Returns:
         :class:`Split` ``(last, rest)``, each (N1, N2); ``last + rest`` is the traced NTK.
@@ -478,16 +488,18 @@ def subnetwork_ntk(
     layer: int,
     batch_size: int | None = None,
 ) -> Array:
-    r"""Traced NTK Θ^{(l)} of the preactivations α̃^{(l)}: the sub-network of the first l layers.
+    r"""Traced NTK :math:`\Theta^{(l)}` of the preactivations :math:`\tilde\alpha^{(l)}`: the
+    sub-network of the first l layers.
 
     .. math::
 
         \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \sum_p
             \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_i(x'),
 
-    p over W^{(0..l−1)}, b^{(0..l−1)}. Θ^{(1)} = σ_w² xᵀx′/n_0 + β² exactly (notes §4.1), and
-    Θ^{(L)} is ``ntk(..., traced=True)``. Memory ∝ batch_size · n_l² (the Jacobians
-    ∂α̃^{(l)}/∂α̃^{(j)}).
+    with p over :math:`W^{(j)}, b^{(j)}` for j < l.
+    :math:`\Theta^{(1)}(x, x') = \sigma_w^2\, x^\top x' / n_0 + \beta^2` exactly (notes §4.1), and
+    :math:`\Theta^{(L)}` is ``ntk(..., traced=True)``. Memory ∝ batch_size · :math:`n_l^2` (the
+    Jacobians :math:`\partial\tilde\alpha^{(l)} / \partial\tilde\alpha^{(j)}`).
 
     Args:
         layer: l with 1 ≤ l ≤ L.

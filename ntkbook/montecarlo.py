@@ -3,7 +3,7 @@ r"""Ensembles over random initialisations, and rates of convergence (used by eve
 :func:`ensemble` evaluates ``fn(key)`` for ``n_samples`` independent keys — vmapped inside ``jit``
 in chunks of ``chunk_size`` (``lax.map``), so memory is that of one chunk. :func:`fit_rate` fits
 the slope of log(error) against log(width), with a bootstrap confidence interval: a width-n
-quantity converging at the n^{-1/2} rate of the notes' Theorems 1–2 has slope −1/2.
+quantity converging at the :math:`n^{-1/2}` rate of the notes' Theorems 1–2 has slope −1/2.
 
 Example:
     >>> import jax
@@ -155,7 +155,8 @@ def fit_rate(
 
         \log e_i = a + s \log n_i + \varepsilon_i, \qquad
         \hat s = \frac{\sum_i (u_i - \bar u)(v_i - \bar v)}{\sum_i (u_i - \bar u)^2},
-        \quad u = \log n,\ v = \log e.
+
+    with :math:`u = \log n` and :math:`v = \log e`.
 
     ``errors`` of shape (W,) is one error per width (W ≥ 3 distinct widths); the CI then comes
     from resampling the (width, error) pairs. Of shape (W, S) — S seeds per width, what the
@@ -228,7 +229,7 @@ def excess_kurtosis(samples: Array) -> Array:
                           {\big(\tfrac1S \sum_s (x_s - \bar x)^2\big)^2} - 3,
 
     zero for a Gaussian. A sum of n i.i.d. terms of excess kurtosis κ has excess kurtosis κ/n
-    (fourth cumulants add, the variance is n times that of a term): the n^{-1} rate of
+    (fourth cumulants add, the variance is n times that of a term): the :math:`n^{-1}` rate of
     Proposition 1's central limit. The estimator's standard error for a near-Gaussian x is
     ≈ √(24/S).
 
@@ -264,7 +265,8 @@ def second_moments(samples: Array) -> Covariance:
     random vectors, with the standard error of each entry.
 
     For an ensemble of networks f_s(x) (mean zero by the symmetry W ↦ −W of the last layer),
-    Ĉ estimates E[f(x_a) f(x_b)] = Σ^{(L)}(x_a, x_b) without the O(1/S) bias of centring; the
+    :math:`\hat C` estimates :math:`\mathbb E[f(x_a) f(x_b)] = \Sigma^{(L)}(x_a, x_b)` without the
+    O(1/S) bias of centring; the
     standard error is the sample standard deviation of the products over √S:
 
     .. math::
@@ -287,7 +289,8 @@ def second_moments(samples: Array) -> Covariance:
 
 
 def relative_frobenius_error(estimate: Array, reference: Array) -> Array:
-    r"""‖estimate − reference‖_F / ‖reference‖_F over the last two axes.
+    r"""The relative error :math:`\lVert E - R \rVert_F / \lVert R \rVert_F` of an estimate E of a
+    reference R, over the last two axes.
 
     .. math::
 
@@ -353,12 +356,13 @@ def gaussian_samples(key: Array, cov: Array, n_samples: int, *, jitter: float = 
 
 
 class InitNTK(NamedTuple):
-    """Empirical NTKs of S independent initialisations of one architecture.
+    r"""Empirical NTKs of S independent initialisations of one architecture.
 
     Attributes:
-        by_layer: (S, L, N1, N2), traced contribution of the parameters (W^{(l)}, b^{(l)}) of
-            each affine layer (:func:`ntkbook.empirical.ntk_by_layer`); summed over l it is the
-            traced NTK (1/n_L) Σ_k Θ_kk.
+        by_layer: (S, L, N1, N2), traced contribution of the parameters
+            :math:`(W^{(l)}, b^{(l)})` of each affine layer
+            (:func:`ntkbook.empirical.ntk_by_layer`); summed over l it is the traced NTK
+            :math:`\frac{1}{n_L}\sum_k \Theta_{kk}`.
         full: (S, N1, N2, n_L, n_L), the full kernel Θ_kk′(x, x′) (:func:`ntkbook.empirical.ntk`).
     """
 

@@ -9,13 +9,15 @@ A network with L affine layers (L − 1 hidden layers) and widths (n_0, …, n_L
     \qquad
     \alpha^{(l)} = \sigma(\tilde\alpha^{(l)}), \qquad f = \tilde\alpha^{(L)},
 
-with W^{(l)}_{ij}, b^{(l)}_j ~ N(0, 1) (the *NTK parametrisation*, ``"ntk"``). The *standard*
-parametrisation (``"standard"``) draws W ~ N(0, σ_w²/n_l), b ~ N(0, β²) and computes
-α̃^{(l+1)} = W^{(l)⊤} α^{(l)} + b^{(l)}: the same distribution of functions at initialisation, a
-different NTK (notes §2.2).
+with :math:`W^{(l)}_{ij}, b^{(l)}_j \sim \mathcal N(0, 1)` (the *NTK parametrisation*,
+``"ntk"``). The *standard* parametrisation (``"standard"``) draws
+:math:`W \sim \mathcal N(0, \sigma_w^2/n_l)`, :math:`b \sim \mathcal N(0, \beta^2)` and computes
+:math:`\tilde\alpha^{(l+1)} = W^{(l)\top} \alpha^{(l)} + b^{(l)}`: the same distribution of
+functions at initialisation, a different NTK (notes §2.2).
 
-``W^{(l)}`` has shape (n_l, n_{l+1}) — index i runs over layer l, j over layer l + 1, as in the
-notes' ∂_t W^{(L)}_{ij} — and inputs are rows: ``x`` has shape (N, n_0).
+``W`` of layer l has shape :math:`(n_l, n_{l+1})` — index i runs over layer l, j over layer
+l + 1, as in the notes' :math:`\partial_t W^{(L)}_{ij}` — and inputs are rows: ``x`` has shape
+:math:`(N, n_0)`.
 
 Example:
     >>> import jax
@@ -44,7 +46,8 @@ PARAMETRISATIONS: tuple[str, ...] = ("ntk", "standard")
 
 
 class Dense(NamedTuple):
-    """Parameters of one affine layer l: ``W`` (n_l, n_{l+1}) and ``b`` (n_{l+1},)."""
+    """Parameters of one affine layer l: ``W`` of shape :math:`(n_l, n_{l+1})` and ``b`` of
+    shape :math:`(n_{l+1},)`."""
 
     W: Array
     b: Array
@@ -115,10 +118,11 @@ def mlp(
 
 
 def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
-    """Draw parameters at initialisation.
+    r"""Draw parameters at initialisation.
 
-    NTK parametrisation: W^{(l)}_{ij}, b^{(l)}_j ~ N(0, 1). Standard: W ~ N(0, σ_w²/n_l),
-    b ~ N(0, β²).
+    NTK parametrisation: :math:`W^{(l)}_{ij}, b^{(l)}_j \sim \mathcal N(0, 1)`. Standard:
+    :math:`W^{(l)}_{ij} \sim \mathcal N(0, \sigma_w^2/n_l)`,
+    :math:`b^{(l)}_j \sim \mathcal N(0, \beta^2)`.
 
     Args:
         key: a ``jax.random`` key; the same key gives bitwise the same parameters.
@@ -150,7 +154,8 @@ def _init(key: Array, net: MLP, dtype: jnp.dtype) -> Params:
 
 
 def affine(net: MLP, layer: Dense, a: Array) -> Array:
-    """One affine map α^{(l)} ↦ α̃^{(l+1)} in the network's parametrisation."""
+    r"""One affine map :math:`\alpha^{(l)} \mapsto \tilde\alpha^{(l+1)}` in the network's
+    parametrisation."""
     if net.parametrisation == "standard":
         return a @ layer.W + layer.b[None, :]
     n_in = layer.W.shape[0]
@@ -159,7 +164,8 @@ def affine(net: MLP, layer: Dense, a: Array) -> Array:
 
 
 def forward(net: MLP, params: Params, x: Array) -> Layers:
-    """The forward pass, keeping every α̃^{(l)} and α^{(l)} (no input validation: jit-safe)."""
+    r"""The forward pass, keeping every :math:`\tilde\alpha^{(l)}` and :math:`\alpha^{(l)}` (no
+    input validation: jit-safe)."""
     post = [x]
     pre = []
     for ell, layer in enumerate(params):
@@ -192,13 +198,14 @@ def check_params(net: MLP, params: Params) -> None:
 def apply(
     net: MLP, params: Params, x: Array, *, return_layers: bool = False
 ) -> Array | tuple[Array, Layers]:
-    """Evaluate f(x) = α̃^{(L)}(x), validating the inputs.
+    r"""Evaluate :math:`f(x) = \tilde\alpha^{(L)}(x)`, validating the inputs.
 
     Args:
         net: the architecture.
         params: parameters from :func:`init` (or trained ones).
         x: inputs, shape (N, n_0), finite.
-        return_layers: also return :class:`Layers` with every α̃^{(l)}, α^{(l)}.
+        return_layers: also return :class:`Layers` with every :math:`\tilde\alpha^{(l)}`,
+            :math:`\alpha^{(l)}`.
 
     Returns:
         f of shape (N, n_L), or ``(f, layers)``.

@@ -22,7 +22,8 @@ any zoom.
 - :func:`figure` — a new figure (grid of axes) in the house style;
 - :func:`loglog_rate` — error against width (or step size) on log-log axes with a fitted slope,
   its confidence interval in the legend, and a theory-slope guide;
-- :func:`kernel_heatmap` — a kernel matrix K(x_i, x_j), or Θ_kk′(x_i, x_j) shown in blocks k, k′;
+- :func:`kernel_heatmap` — a kernel matrix :math:`K(x_i, x_j)`, or :math:`\Theta_{kk'}(x_i, x_j)`
+  shown in blocks k, k′;
 - :func:`spectrum` — eigenvalues in decreasing order on a log scale;
 - :func:`network_schematic` — the network of the notes' Fig. 1.
 
@@ -303,8 +304,9 @@ def kernel_heatmap(
     r"""A heatmap of a kernel matrix.
 
     A 2-D ``K`` (N1, N2) is shown as is. A 4-D ``K`` (N1, N2, n_L, n_L) — the full NTK
-    Θ_kk′(x_i, x_j) — is shown as an n_L × n_L grid of N1 × N2 blocks: block (k, k′) is the
-    matrix [Θ_kk′(x_i, x_j)]_{ij}, the blocks are separated by white lines and labelled by k.
+    :math:`\Theta_{kk'}(x_i, x_j)` — is shown as an :math:`n_L \times n_L` grid of N1 × N2 blocks:
+    block (k, k′) is the matrix :math:`[\Theta_{kk'}(x_i, x_j)]_{ij}`, the blocks are separated by
+    white lines and labelled by k.
     Non-negative kernels use a sequential colour map (viridis); kernels with both signs use a
     diverging map (RdBu_r) with limits ±max|K|, so that zero is white.
 
@@ -420,16 +422,18 @@ def network_schematic(
     r"""The network of the notes' Fig. 1: L affine maps between L + 1 columns of neurons.
 
     Column l = 0 … L holds n_l neurons (only ``nodes[l]`` are drawn; the labels say n_l).
-    Column 0 is the input α^{(0)} = x; each hidden neuron of column 1 ≤ l ≤ L − 1 receives its
-    preactivation α̃^{(l)} and emits α^{(l)} = σ(α̃^{(l)}); column L is the output
-    f = α̃^{(L)}. Between columns l and l + 1 sit W^{(l)} and b^{(l)} (a bias node "1"):
+    Column 0 is the input :math:`\alpha^{(0)} = x`; each hidden neuron of column
+    1 ≤ l ≤ L − 1 receives its preactivation :math:`\tilde\alpha^{(l)}` and emits
+    :math:`\alpha^{(l)} = \sigma(\tilde\alpha^{(l)})`; column L is the output
+    :math:`f = \tilde\alpha^{(L)}`. Between columns l and l + 1 sit :math:`W^{(l)}` and
+    :math:`b^{(l)}` (a bias node "1"):
 
     .. math::
 
         \tilde\alpha^{(l+1)} = \tfrac{1}{\sqrt{n_l}} W^{(l)\top}\alpha^{(l)} + \beta b^{(l)} .
 
-    The parameters θ̃ of the first L − 1 affine maps are drawn in blue, those of the last
-    map (W^{(L-1)}, b^{(L-1)}) in orange.
+    The parameters :math:`\tilde\theta` of the first L − 1 affine maps are drawn in blue, those
+    of the last map :math:`(W^{(L-1)}, b^{(L-1)})` in orange.
 
     Args:
         ax: axes to draw on, or ``None`` for a new figure.
@@ -527,7 +531,7 @@ def histogram_vs_gaussian(
     Args:
         ax: axes to draw on, or ``None`` for a new figure.
         samples: 1-D draws, finite.
-        variance: v > 0 of the reference Gaussian (e.g. Σ^{(L)}(x, x)).
+        variance: v > 0 of the reference Gaussian (e.g. :math:`\Sigma^{(L)}(x, x)`).
         label: legend label of the histogram.
         bins: number of bins (≥ 2).
         color: histogram colour.
@@ -566,7 +570,8 @@ def qq_vs_gaussian(
     n_quantiles: int = 200,
     color: str | None = None,
 ) -> Axes:
-    r"""Quantile–quantile plot of draws against N(0, v): sample quantiles vs √v Φ^{-1}(p).
+    r"""Quantile–quantile plot of draws against N(0, v): sample quantiles against
+    :math:`\sqrt{v}\, \Phi^{-1}(p)`.
 
     Points on the diagonal mean the draws follow N(0, v); an S-shape means heavier (or lighter)
     tails. Quantile levels p_i = (i − ½)/m, i = 1 … m.

@@ -1,18 +1,22 @@
 r"""Closed-form kernel regression: NTK gradient flow, NNGP posterior, infinite ensembles (notes §9).
 
-Least squares with the p_in convention of :mod:`ntkbook.costs`: C = ½‖f − Y‖²_{p_in}, d = f − Y, and
-under a constant kernel Θ the outputs on the training inputs X follow ∂_t f = −(η s) Θ (f − Y), with
-s = 1/N (``normalise=True``) or s = 1 (``normalise=False``, the sum-of-squares cost of Lee et al.
-2019). Solving this linear ODE,
+Least squares with the :math:`p^{\mathrm{in}}` convention of :mod:`ntkbook.costs`:
+:math:`C = \tfrac12 \lVert f - Y \rVert^2_{p^{\mathrm{in}}}`, d = f − Y, and under a constant
+kernel Θ the outputs on the training inputs X follow
+:math:`\partial_t f = -\eta s\, \Theta (f - Y)`, with s = 1/N (``normalise=True``) or s = 1
+(``normalise=False``, the sum-of-squares cost of Lee et al. 2019). Solving this linear ODE,
 
 .. math::
 
     f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}(I - e^{-\eta s \Theta t})(Y - f_0(X)),
 
 on the training inputs (z = X) and on any test input z. Gradient *descent* with step η replaces
-e^{−ηsΘt} by (I − ηsΘ)^k after k steps. Matrix functions are evaluated through one symmetric
-eigendecomposition Θ = V diag(λ) Vᵀ, with g(λ) = (1 − e^{−ηsλt})/λ → ηst as λ → 0, so a finite t
-never divides by a small eigenvalue; t = ∞ needs Θ(X, X) non-singular (or ``reg > 0``).
+:math:`e^{-\eta s \Theta t}` by :math:`(I - \eta s \Theta)^k` after k steps. Matrix functions are
+evaluated through one symmetric eigendecomposition
+:math:`\Theta = V \operatorname{diag}(\lambda) V^\top`, with
+:math:`g(\lambda) = (1 - e^{-\eta s \lambda t})/\lambda \to \eta s t` as :math:`\lambda \to 0`,
+so a finite t never divides by a small eigenvalue; t = ∞ needs Θ(X, X) non-singular (or
+``reg > 0``).
 
 ``reg`` ≥ 0 replaces Θ(X, X) by Θ(X, X) + reg·I (kernel ridge regression at t = ∞).
 
@@ -228,8 +232,10 @@ def gradient_flow(
 
     .. math::
 
-        f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - e^{-\eta s \Theta t}\big)(Y - f_0(X)),
-        \qquad s = 1/N \text{ (normalise) or } 1.
+        f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - e^{-\eta s \Theta t}\big)
+            \big(Y - f_0(X)\big),
+
+    with s = 1/N (``normalise=True``) or 1.
 
     With ``lr=1`` t is the flow time η·steps of :func:`ntkbook.training.train`; with ``lr=η``, t
     counts steps.
@@ -311,8 +317,10 @@ def gp_posterior(
 
     .. math::
 
-        \mu(z) = K(z, X)(K + rI)^{-1} Y, \qquad
-        \Sigma(z, z') = K(z, z') - K(z, X)(K + rI)^{-1} K(X, z'),
+        \begin{aligned}
+        \mu(z) &= K(z, X)(K + rI)^{-1} Y, \\
+        \Sigma(z, z') &= K(z, z') - K(z, X)(K + rI)^{-1} K(X, z'),
+        \end{aligned}
 
     computed through a Cholesky factorisation of K(X, X) + r I.
 
@@ -358,14 +366,17 @@ def ensemble_moments(
 ) -> Moments:
     r"""Mean and covariance at time t of an infinite ensemble of wide networks trained on MSE.
 
-    Networks in NTK parametrisation start as f_0 ~ GP(0, K) (K the NNGP kernel Σ^(L)) and evolve
-    under the constant NTK Θ (Lee et al. 2019, eqs. (15)–(16)). With
-    A_t = Θ⁻¹(I − e^{−ηsΘt}) (s as in :func:`gradient_flow`) and B = Θ(z, X) A_t:
+    Networks in NTK parametrisation start as :math:`f_0 \sim \mathcal{GP}(0, K)` (K the NNGP
+    kernel :math:`\Sigma^{(L)}`) and evolve under the constant NTK Θ (Lee et al. 2019,
+    eqs. (15)–(16)). With :math:`A_t = \Theta^{-1}(I - e^{-\eta s \Theta t})` (s as in
+    :func:`gradient_flow`) and :math:`B = \Theta(z, X) A_t`:
 
     .. math::
 
-        \mu_t(z) = B\,Y, \qquad
-        \Sigma_t(z, z') = K(z, z') + B K(X, X) B'^\top - \big(B K(X, z') + K(z, X) B'^\top\big).
+        \begin{aligned}
+        \mu_t(z) &= B\,Y, \\
+        \Sigma_t(z, z') &= K(z, z') + B K(X, X) B'^\top - \big(B K(X, z') + K(z, X) B'^\top\big).
+        \end{aligned}
 
     Args:
         k_xx, k_zx, k_zz: NNGP kernel K on (X, X) (N, N), (Z, X) (M, N), (Z, Z) (M, M).

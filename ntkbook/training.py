@@ -1,17 +1,20 @@
 r"""Gradient descent on a cost, its gradient-flow limit, the linearised model (notes §5, §6, §8).
 
-Full-batch gradient descent on the outputs' cost C(f) with the p_in convention of
-:mod:`ntkbook.costs` (d = ∂C/∂f the function-space gradient):
+Full-batch gradient descent on the outputs' cost C(f) with the :math:`p^{\mathrm{in}}`
+convention of :mod:`ntkbook.costs` (:math:`d = \partial C/\partial f` the function-space
+gradient):
 
 .. math::
 
     \theta_{k+1} = \theta_k - \eta\, s \sum_{i=1}^N J(x_i)^\top d_k(x_i),
-    \qquad s = 1/N \text{ (normalise=True)}, \quad s = 1 \text{ (normalise=False)},
+
+with :math:`s = 1/N` for ``normalise=True`` and :math:`s = 1` for ``normalise=False``,
 
 so that, to first order in η, f moves by −η s Θ d (Θ the NTK Gram matrix on the training points).
 Time is t = η · k: as η → 0 at fixed t the iterates converge to the gradient flow
-∂_t θ = −s Σ_i J(x_i)ᵀ d_t(x_i) with error O(η) (Euler's method), i.e. ∂_t f = −Φ_Θ(⟨d_t, ·⟩_{p_in})
-for ``normalise=True``. There is no separate ODE solver: take a small ``lr``.
+:math:`\partial_t \theta = -s \sum_i J(x_i)^\top d_t(x_i)` with error O(η) (Euler's method),
+i.e. :math:`\partial_t f = -\Phi_\Theta(\langle d_t, \cdot\rangle_{p^{\mathrm{in}}})` for
+``normalise=True``. There is no separate ODE solver: take a small ``lr``.
 
 The *linearised* network (Lee et al. 2019) replaces f by its first-order Taylor expansion at θ₀,
 
@@ -57,7 +60,7 @@ _OP_NORM_ITERS = 6
 
 
 class Trajectory(NamedTuple):
-    """What :func:`train` records, at R chosen steps.
+    r"""What :func:`train` records, at R chosen steps.
 
     Attributes:
         steps: (R,) step indices k.
@@ -66,11 +69,13 @@ class Trajectory(NamedTuple):
         f_test: (R, M, n_L) outputs on ``x_test``, or ``None``.
         loss: (R,) the cost C(f_k) (times N when ``normalise=False``), or ``None`` when the cost
             was given only as its gradient d.
-        ntk: (R, N, N) traced empirical NTK (1/n_L) Σ_k Θ_kk(t) on the training inputs, or
+        ntk: (R, N, N) traced empirical NTK :math:`\frac{1}{n_L}\sum_k \Theta_{kk}(t)` on the
+            training inputs, or
             ``None``. For the linearised model it is Θ(θ₀) at every step.
         w_change_fro: (R, L) ‖W^(l)(t) − W^(l)(0)‖_F for l = 0 … L − 1.
         w_change_op: (R, L) ‖W^(l)(t) − W^(l)(0)‖_op (see :func:`op_norm`).
-        d_integral: (R,) ∫₀^t ‖d_s‖_{p_in} ds as the left Riemann sum Σ_{j<k} η ‖d_j‖_{p_in}.
+        d_integral: (R,) :math:`\int_0^t \lVert d_s \rVert_{p^{\mathrm{in}}}\, ds` as the left
+            Riemann sum :math:`\sum_{j<k} \eta\, \lVert d_j \rVert_{p^{\mathrm{in}}}`.
         params: the parameters after the last step.
     """
 
@@ -139,14 +144,18 @@ def _orthonormalise(y: Array) -> Array:
 
 
 def op_norm(a: Array, *, block: int = 32, iters: int = _OP_NORM_ITERS) -> Array:
-    r"""Operator (spectral) norm ‖A‖_op = σ_max(A) of a 2-D array, cheaply.
+    r"""Operator (spectral) norm :math:`\lVert A \rVert_{op} = \sigma_{\max}(A)` of a 2-D array,
+    cheaply.
 
-    If min(A.shape) ≤ ``block``: exactly, as √λ_max of the smaller Gram matrix. Otherwise by
-    subspace iteration with a fixed start (so results are reproducible): Q = orth((A Aᵀ)^q A Ω),
-    Ω ∈ R^{n × block}, then the Rayleigh–Ritz value σ_max(Qᵀ A) ≤ ‖A‖_op, whose relative error is
-    ≲ (σ_{block+1}/σ_1)^{2q}. A weight change accumulated by gradient descent on N points is
-    dominated by its first ~N n_L singular directions, so ``block`` ≥ N n_L makes this essentially
-    exact (an exact SVD of a 2048 × 2048 matrix takes seconds on a CPU; this takes milliseconds).
+    If min(A.shape) ≤ ``block``: exactly, as :math:`\sqrt{\lambda_{\max}}` of the smaller Gram
+    matrix. Otherwise by subspace iteration with a fixed start (so results are reproducible):
+    :math:`Q = \mathrm{orth}((A A^\top)^q A \Omega)` with
+    :math:`\Omega \in \mathbb R^{n \times \mathrm{block}}`, then the Rayleigh–Ritz value
+    :math:`\sigma_{\max}(Q^\top A) \le \lVert A \rVert_{op}`, whose relative error is
+    :math:`\lesssim (\sigma_{\mathrm{block}+1}/\sigma_1)^{2q}`. A weight change accumulated by
+    gradient descent on N points is dominated by its first ~N n_L singular directions, so
+    ``block`` ≥ N n_L makes this essentially exact (an exact SVD of a 2048 × 2048 matrix takes
+    seconds on a CPU; this takes milliseconds).
 
     Args:
         a: (m, n).
@@ -292,8 +301,9 @@ def train(
         \theta_{k+1} = \theta_k - \eta\, s \sum_{i} J_{\theta_k}(x_i)^\top d_k(x_i),
         \qquad d_k = \partial C/\partial f\,(f_{\theta_k}), \quad s = 1/N \text{ or } 1,
 
-    t = η k. For the MSE with ``normalise=True`` this is GD on C = ½‖f − y‖²_{p_in}; with
-    ``normalise=False`` on ½ Σ_i ‖f(x_i) − y_i‖² (Lee et al. 2019).
+    t = η k. For the MSE with ``normalise=True`` this is GD on
+    :math:`C = \tfrac12 \lVert f - y \rVert^2_{p^{\mathrm{in}}}`; with ``normalise=False`` on
+    :math:`\tfrac12 \sum_i \lVert f(x_i) - y_i \rVert^2` (Lee et al. 2019).
 
     Args:
         net: the architecture (:func:`ntkbook.networks.mlp`).

@@ -64,3 +64,22 @@ def test_every_book_chapter_is_in_the_toc() -> None:
     chapters = [p for p in (ROOT / "book").glob("*.md")]
     missing = [p.stem for p in chapters if f"book/{p.stem}" not in toc]
     assert not missing, f"chapters not listed in _toc.yml: {missing}"
+
+
+def test_execute_chapters_names_the_failing_chapter_and_cell(tmp_path: Path) -> None:
+    """`make test` executes each chapter once with scripts/execute_chapters.py: a failing assert
+    must fail it with a message naming the chapter, the cell and the assert's message."""
+    bad = tmp_path / "bad.md"
+    bad.write_text(FRONT_MATTER + '```{code-cell} ipython3\nassert value == 5, "arithmetic is '
+                   'broken"\n```\n')
+    good = tmp_path / "good.md"
+    good.write_text(FRONT_MATTER)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "execute_chapters.py"), "--cache",
+         str(tmp_path / "cache"), str(bad), str(good)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert f"FAILED {bad}: code cell 2 (line 19): AssertionError: arithmetic is broken" in out, out
+    assert "1 passed, 1 failed" in out, out
