@@ -89,7 +89,9 @@ def _alt_from_caption(app, doctree, docname) -> None:
 def _public_jax_array(app) -> None:
     import jax
 
-    jax.Array.__module__ = "jax"  # where users import it from; only changes how it is printed
+    # where users import it from (its __qualname__ is "jaxlib._jax.Array"); only the printing
+    jax.Array.__module__ = "jax"
+    jax.Array.__qualname__ = "Array"
 
 
 def setup(app):
