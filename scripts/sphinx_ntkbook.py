@@ -8,6 +8,9 @@
 - the API page lists a NamedTuple's fields once, from the class docstring's Attributes section,
   without autodoc's generated "Alias for field number N" entries;
 - a figure's image gets its caption as alt text instead of its hashed file name;
+- the site's favicon (``_static/favicon.svg``; without one every page load logs a 404), also in
+  a single-page build (``jupyter-book build book/NN_x.md``), which gets the site's
+  ``_static/ntkbook.css`` too, so that it looks (and is checked) like the site;
 - type hints print ``jax.Array``, not the private ``jax.jaxlib._jax.Array`` where the class is
   defined (the API page's signatures and parameter lists).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from pathlib import Path
 
 import latexcodec  # noqa: F401  (registers the "ulatex" codec)
 from docutils import nodes
@@ -94,7 +98,20 @@ def _public_jax_array(app) -> None:
     jax.Array.__qualname__ = "Array"
 
 
+STATIC = Path(__file__).resolve().parents[1] / "_static"
+
+
+def _site_assets(app) -> None:
+    static = [Path(app.confdir, p).resolve() for p in app.config.html_static_path]
+    if STATIC not in static:  # Jupyter Book adds <source>/_static and its CSS only for the book
+        app.config.html_static_path.append(str(STATIC))
+        app.add_css_file("ntkbook.css")
+    if not app.config.html_favicon:
+        app.config.html_favicon = str(STATIC / "favicon.svg")
+
+
 def setup(app):
+    app.connect("builder-inited", _site_assets)
     app.connect("builder-inited", _public_jax_array)
     app.connect("html-page-context", _scripts_once, priority=999)  # after every other handler
     app.connect("autodoc-skip-member", _skip_namedtuple_aliases)
