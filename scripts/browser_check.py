@@ -96,14 +96,15 @@ class Browser:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        def wire_fds() -> None:  # runs in the child: the pipe ends become fds 3 and 4
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
-
+        # bash moves the pipe ends to fds 3 and 4 before exec'ing Chromium (no preexec_fn:
+        # forking with Python code in the child warns, and fails, in a process running JAX;
+        # not sh: dash cannot redirect from an fd above 9).
+        wire = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
         self.proc = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            ["/bin/bash", "-c", wire, binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+             "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds, close_fds=False,
+            pass_fds=(to_browser_r, from_browser_w),
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
