@@ -232,7 +232,10 @@ PAGE_JS = r"""
                   || document.body;
   for (const img of article.querySelectorAll("img")) {
     const r = img.getBoundingClientRect();
+    const figure = img.closest("figure");
+    const number = figure && figure.querySelector(".caption-number");
     out.images.push({src: img.currentSrc || img.src, attr: img.getAttribute("src"),
+      figure: number ? number.textContent.trim() : "",
       alt: img.getAttribute("alt") || "", loaded: img.complete && img.naturalWidth > 0,
       natural: img.naturalWidth, rendered: r.width});
   }
@@ -367,6 +370,8 @@ def check_images(name: str, images: list[dict], html: Path, base_url: str) -> li
     problems = []
     for img in images:
         src = img["attr"] or img["src"]
+        if img.get("figure"):
+            src = f"{img['figure']} {src}"
         if not img["loaded"]:
             problems.append(f"{name}: image does not load ({src})")
             continue
