@@ -79,8 +79,10 @@ browser: $(STAMP)
 	$(BIN)/python scripts/browser_check.py $(HTML) --screenshots _build/screenshots \
 		$(foreach p,$(PAGES),--page $(p))
 
-checks: check-html
-	$(MAKE) --no-print-directory browser
+# Both site checks run (and the screenshots are written) even when the first one fails.
+checks: html
+	@status=0; $(BIN)/python scripts/check_html.py $(HTML) || status=1; \
+		$(MAKE) --no-print-directory browser || status=1; exit $$status
 
 # Lint and unit tests run beside the chapters' execution (two cores: make -j2).
 test: $(STAMP)
