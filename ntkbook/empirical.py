@@ -513,3 +513,128 @@ def subnetwork_ntk(
         raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
     sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
     return ntk(sub, params[:layer], x1, x2, traced=True, batch_size=batch_size)
+
+
+# ------------------------------------------------- Lemma 1's recursion (chapter 6)
+
+
+def subnetwork_ntk_full(
+    net: MLP,
+    params: Params,
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    layer: int,
+) -> Array:
+    r"""The full NTK Θ^{(l)} of the preactivations α̃^{(l)} ∈ R^{n_l}, by autodiff (Lemma 1).
+
+    .. math::
+
+        \Theta^{(l)}_{ii'}(x, x') = \sum_p \partial_p \tilde\alpha^{(l)}_i(x)\,
+            \partial_p \tilde\alpha^{(l)}_{i'}(x'),
+
+    p over the parameters of layers 0 … l − 1. The traced version is :func:`subnetwork_ntk`.
+    Memory ∝ N1 N2 n_l².
+
+    Args:
+        net, params, x1, x2: as in :func:`ntk`.
+        layer: l with 1 ≤ l ≤ L.
+
+    Returns:
+        (N1, N2, n_l, n_l).
+    """
+    net = _check_net(net, params)
+    layer = _checks.positive_int("layer", layer)
+    if layer > net.depth:
+        raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
+    sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
+    return ntk(sub, params[:layer], x1, x2, traced=False)
+
+
+def ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, *, layer: int) -> Array:
+    r"""Θ^{(l+1)} from Θ^{(l)} by the recursion of Lemma 1's proof (notes §6, step 1, corrected).
+
+    With s = σ_w/√n_l (1/√n_l in the notes), W = W^{(l)} ∈ R^{n_l × n_{l+1}} and
+    D(x) = diag σ̇(α̃^{(l)}(x)),
+
+    .. math::
+
+        \Theta^{(l+1)}(x, x') = (s W)^\top D(x)\, \Theta^{(l)}(x, x')\, D(x')\, (s W)
+            + \big(s^2 \alpha^{(l)}(x) \cdot \alpha^{(l)}(x') + \beta^2\big)\,
+              \mathrm{Id}_{n_{l+1}},
+
+    an identity at every finite width (the chain rule through one layer plus the new layer's
+    own parameters). The identity matrix is Id_{n_{l+1}}, and the first term carries a transpose
+    (W maps R^{n_l} to R^{n_{l+1}} through Wᵀ): the notes' display has Id_{n_l} and no
+    transpose. The start is Θ^{(1)} = (σ_w² xᵀx′/n_0 + β²) Id_{n_1}.
+
+    Args:
+        net: the architecture (NTK parametrisation).
+        params: its parameters.
+        x: inputs (N, n_0).
+        theta: Θ^{(l)} on x, (N, N, n_l, n_l) (e.g. :func:`subnetwork_ntk_full`).
+        layer: l with 1 ≤ l ≤ L − 1.
+
+    Returns:
+        Θ^{(l+1)} on x, (N, N, n_{l+1}, n_{l+1}).
+
+    Raises:
+        ValueError: naming ``net``, ``params``, ``x``, ``theta`` or ``layer``.
+    """
+    net = _check_net(net, params)
+    if net.parametrisation != "ntk":
+        raise ValueError(f"net: the recursion is written for parametrisation='ntk', got "
+                         f"{net.parametrisation!r}")
+    layer = _checks.positive_int("layer", layer)
+    if layer > net.depth - 1:
+        raise ValueError(f"layer: must be in 1 … L − 1 = {net.depth - 1}, got {layer}")
+    x = _checks.matrix("x", x, n_features=net.widths[0])
+    n, n_l = x.shape[0], net.widths[layer]
+    theta = jnp.asarray(theta)
+    if theta.shape != (n, n, n_l, n_l):
+        raise ValueError(f"theta: expected Θ^({layer}) of shape {(n, n, n_l, n_l)}, "
+                         f"got {theta.shape}")
+    _checks.finite("theta", theta)
+    return _ntk_recursion(net, params, x.astype(theta.dtype), theta, layer)
+
+
+@partial(jax.jit, static_argnames=("net", "layer"))
+def _ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, layer: int) -> Array:
+    layers = forward(net, params, x)
+    s = net.sigma_w / net.widths[layer] ** 0.5
+    m = s * net.activation.sigma_dot(layers.pre[layer - 1])[:, :, None] * params[layer].W[None]
+    first = jnp.einsum("aip,abij,bjq->abpq", m, theta, m, precision=_HIGHEST)
+    a = layers.post[layer]
+    k = s**2 * jnp.matmul(a, a.T, precision=_HIGHEST) + net.beta**2
+    eye = jnp.eye(net.widths[layer + 1], dtype=theta.dtype)
+    return first + k[:, :, None, None] * eye[None, None]
+
+
+def kernel_op_norm(theta: Array) -> Array:
+    r"""Operator norm of Φ_Θ : g ↦ ⟨Θ(·, x′), g(x′)⟩_{p_in} on L²(p_in; R^k) (notes §5, §6).
+
+    For Θ given on the N training inputs, Φ_Θ g(x) = (1/N) Σ_{x′} Θ(x, x′) g(x′), and with the
+    norm ‖g‖²_{p_in} = (1/N) Σ_x ‖g(x)‖² its operator norm is
+
+    .. math:: \|\Theta\|_{op} = \lambda_{max}\big(\tfrac1N\, \Theta_{(x,k),(x',k')}\big),
+
+    the largest eigenvalue of the (N k × N k) Gram matrix over (input, output) pairs, over N.
+
+    Args:
+        theta: (N, N) or (N, N, k, k), symmetric positive semi-definite.
+
+    Returns:
+        a scalar.
+
+    Raises:
+        ValueError: naming ``theta`` if it is not (N, N) or (N, N, k, k), or not finite.
+    """
+    theta = jnp.asarray(theta)
+    if theta.ndim == 2:
+        theta = theta[:, :, None, None]
+    if theta.ndim != 4 or theta.shape[0] != theta.shape[1] or theta.shape[2] != theta.shape[3]:
+        raise ValueError(f"theta: expected (N, N) or (N, N, k, k), got {theta.shape}")
+    _checks.finite("theta", theta)
+    n, _, k, _ = theta.shape
+    gram = jnp.transpose(theta, (0, 2, 1, 3)).reshape(n * k, n * k)
+    return jnp.linalg.eigvalsh(0.5 * (gram + gram.T))[-1] / n

@@ -364,3 +364,309 @@ def train(
         d_integral=buf["d_integral"],
         params=p,
     )
+
+
+# ------------------------------------------------- the proofs' quantities (chapters 5–6)
+
+
+def _ntk_param_net(net: object, params: Params) -> MLP:
+    """The net, validated, in the NTK parametrisation (the proofs' 1/√n_l scalings need it)."""
+    if not isinstance(net, MLP):
+        raise ValueError(f"net: expected an ntkbook.networks.MLP (see networks.mlp), got {net!r}")
+    check_params(net, params)
+    if net.parametrisation != "ntk":
+        raise ValueError(
+            f"net: the proofs' quantities are defined in the NTK parametrisation, "
+            f"got parametrisation={net.parametrisation!r}"
+        )
+    return net
+
+
+def _scales(net: MLP) -> tuple[float, ...]:
+    """s_l = σ_w/√n_l, the factor in front of W^(l) (l = 0 … L − 1)."""
+    return tuple(net.sigma_w / n**0.5 for n in net.widths[:-1])
+
+
+def _pin_rows(a: Array) -> Array:
+    """‖a_i‖_{p_in} = (1/N Σ_x a_i(x)²)^{1/2} for every column i of a (N, n): shape (n,)."""
+    return jnp.sqrt(jnp.mean(jnp.square(a), axis=0))
+
+
+def layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Array, ...]:
+    r"""The layer-wise training directions d^{(l)} = ∂C/∂α̃^{(l)} of Lemma 1, l = 1 … L.
+
+    .. math::
+
+        d^{(L)} = d, \qquad
+        d^{(l)}(x) = \dot\sigma\big(\tilde\alpha^{(l)}(x)\big) \odot
+            \Big(\frac{\sigma_w}{\sqrt{n_l}} W^{(l)}\Big) d^{(l+1)}(x),
+        \quad l = L-1, \dots, 1,
+
+    with W^{(l)} of shape (n_l, n_{l+1}) (so no transpose is needed in this convention), and d
+    the function-space gradient ∂C/∂f of the cost (:mod:`ntkbook.costs`). Then
+    ∂C/∂W^{(l)} = (σ_w/√n_l) ⟨α^{(l)}, d^{(l+1)}⟩_{p_in}, an outer product averaged over x.
+
+    Args:
+        net: the architecture, in the NTK parametrisation.
+        params: its parameters.
+        x: inputs (N, n_0).
+        d: the gradient d(x_i) at those inputs, (N, n_L).
+
+    Returns:
+        (d^{(1)}, …, d^{(L)}), each (N, n_l).
+
+    Raises:
+        ValueError: naming ``net``, ``params``, ``x`` or ``d``.
+    """
+    net = _ntk_param_net(net, params)
+    x = _checks.matrix("x", x, n_features=net.widths[0])
+    d = _checks.matrix("d", d, n_features=net.widths[-1])
+    if d.shape[0] != x.shape[0]:
+        raise ValueError(f"d: expected {x.shape[0]} rows (one per row of x), got {d.shape}")
+    return _layer_directions(net, params, x.astype(params[0].W.dtype), d.astype(params[0].W.dtype))
+
+
+@partial(jax.jit, static_argnames=("net",))
+def _layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Array, ...]:
+    layers = forward(net, params, x)
+    grads = empirical._output_jacobians(net, params, layers.pre)  # g^(l) = ∂f/∂α̃^(l)
+    return tuple(jnp.einsum("nik,nk->ni", g, d, precision=jax.lax.Precision.HIGHEST)
+                 for g in grads)
+
+
+class NeuronChanges(NamedTuple):
+    r"""Per-neuron sizes of the last-layer dynamics of Theorem 2's inductive step (notes §5.3).
+
+    For the neurons i = 1 … n_l of hidden layer l (W_i^{(l)} ∈ R^{n_{l+1}} is row i of W^{(l)}):
+
+    Attributes:
+        w0: (n_l,) ‖W_i^{(l)}(0)‖_2.
+        w_change: (n_l,) ‖W_i^{(l)}(t) − W_i^{(l)}(0)‖_2.
+        act0: (n_l,) ‖α_i^{(l)}(0)‖_{p_in}.
+        pre_change: (n_l,) ‖α̃_i^{(l)}(t) − α̃_i^{(l)}(0)‖_{p_in}.
+    """
+
+    w0: Array
+    w_change: Array
+    act0: Array
+    pre_change: Array
+
+    def gronwall_a(self, c: float) -> Array:
+        r"""The quantity of the notes' Grönwall argument (§5.3), neuron by neuron.
+
+        .. math::
+
+            A_i(t) = \|\alpha_i(0)\|_{p^{in}}
+                + c\,\|\tilde\alpha_i(t) - \tilde\alpha_i(0)\|_{p^{in}}
+                + \|W_i(0)\|_2 + \|W_i(t) - W_i(0)\|_2
+
+        Args:
+            c: the Lipschitz constant of σ.
+
+        Returns:
+            (n_l,) A_i(t), the quantity to which the notes apply Grönwall's lemma.
+        """
+        c = _checks.positive("c", c)
+        return self.act0 + c * self.pre_change + self.w0 + self.w_change
+
+
+def neuron_changes(
+    net: MLP, params: Params, params0: Params, x: Array, *, layer: int | None = None
+) -> NeuronChanges:
+    r"""How far each neuron of a hidden layer and its outgoing weights moved (notes §5.3).
+
+    .. math::
+
+        \|W_i^{(l)}(t) - W_i^{(l)}(0)\|_2, \qquad
+        \|\tilde\alpha_i^{(l)}(t) - \tilde\alpha_i^{(l)}(0)\|_{p^{in}}
+            = \Big(\frac1N \sum_{x} \big(\tilde\alpha_i^{(l)}(x;\theta_t)
+              - \tilde\alpha_i^{(l)}(x;\theta_0)\big)^2\Big)^{1/2},
+
+    and the sizes at initialisation ‖W_i^{(l)}(0)‖_2 and ‖α_i^{(l)}(0)‖_{p_in}.
+
+    Args:
+        net: the architecture (NTK parametrisation), depth L ≥ 2.
+        params: the parameters θ_t.
+        params0: the parameters θ_0.
+        x: the inputs of p_in, (N, n_0).
+        layer: hidden layer l in 1 … L − 1; default L − 1 (the layer below the output).
+
+    Returns:
+        :class:`NeuronChanges`.
+
+    Raises:
+        ValueError: naming ``net``, ``params``, ``params0``, ``x`` or ``layer``.
+    """
+    net = _ntk_param_net(net, params)
+    check_params(net, params0)
+    if net.depth < 2:
+        raise ValueError(f"net: needs a hidden layer (depth L >= 2), got depth {net.depth}")
+    layer = net.depth - 1 if layer is None else _checks.positive_int("layer", layer)
+    if layer > net.depth - 1:
+        raise ValueError(f"layer: must be a hidden layer in 1 … {net.depth - 1}, got {layer}")
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params[0].W.dtype)
+    return _neuron_changes(net, params, params0, x, layer)
+
+
+@partial(jax.jit, static_argnames=("net", "layer"))
+def _neuron_changes(
+    net: MLP, params: Params, params0: Params, x: Array, layer: int
+) -> NeuronChanges:
+    now, start = forward(net, params, x), forward(net, params0, x)
+    return NeuronChanges(
+        w0=jnp.linalg.norm(params0[layer].W, axis=1),
+        w_change=jnp.linalg.norm(params[layer].W - params0[layer].W, axis=1),
+        act0=_pin_rows(start.post[layer]),
+        pre_change=_pin_rows(now.pre[layer - 1] - start.pre[layer - 1]),
+    )
+
+
+class Lemma1Norms(NamedTuple):
+    r"""The norms of Lemma 1's proof (notes §6, steps 2–3) for hidden layers k = 1 … L − 1.
+
+    With s_k = σ_w/√n_k (1/√n_k in the notes):
+
+    Attributes:
+        a: (L−1,) a^{(k)} = ‖s_k α^{(k)}(t)‖_{p_in}.
+        a0: (L−1,) a^{(k)}(0).
+        a_change: (L−1,) ã^{(k)} = ‖s_k (α̃^{(k)}(t) − α̃^{(k)}(0))‖_{p_in}.
+        w: (L−1,) w^{(k)} = ‖s_k W^{(k)}(t)‖_op.
+        w0: (L−1,) w^{(k)}(0).
+        w_change: (L−1,) w̃^{(k)} = ‖s_k (W^{(k)}(t) − W^{(k)}(0))‖_op.
+    """
+
+    a: Array
+    a0: Array
+    a_change: Array
+    w: Array
+    w0: Array
+    w_change: Array
+
+    def big_a(self, c: float) -> Array:
+        r"""The proof's A(t) = Σ_k a^{(k)}(0) + c ã^{(k)}(t) + w^{(k)}(0) + w̃^{(k)}(t).
+
+        Args:
+            c: the Lipschitz constant of σ.
+        """
+        c = _checks.positive("c", c)
+        return jnp.sum(self.a0 + c * self.a_change + self.w0 + self.w_change)
+
+
+def lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1Norms:
+    r"""The sizes a^{(k)}, w^{(k)} and the variations ã^{(k)}, w̃^{(k)} of Lemma 1 (notes §6).
+
+    .. math::
+
+        a^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\alpha^{(k)}\Big\|_{p^{in}}, \quad
+        w^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}W^{(k)}\Big\|_{op}, \quad
+        \tilde a^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\big(\tilde\alpha^{(k)}(t)
+            - \tilde\alpha^{(k)}(0)\big)\Big\|_{p^{in}}, \quad
+        \tilde w^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\big(W^{(k)}(t) - W^{(k)}(0)\big)\Big\|_{op},
+
+    for k = 1 … L − 1 (times σ_w when σ_w ≠ 1), where ‖g‖²_{p_in} = (1/N) Σ_x ‖g(x)‖². Operator
+    norms by :func:`op_norm` (a Rayleigh–Ritz lower bound for large random matrices, whose
+    top singular values cluster; exact up to rounding for the low-rank variations).
+
+    Args:
+        net: the architecture (NTK parametrisation), depth L ≥ 2.
+        params: θ_t.
+        params0: θ_0.
+        x: the inputs of p_in, (N, n_0).
+
+    Returns:
+        :class:`Lemma1Norms`.
+
+    Raises:
+        ValueError: naming ``net``, ``params``, ``params0`` or ``x``.
+    """
+    net = _ntk_param_net(net, params)
+    check_params(net, params0)
+    if net.depth < 2:
+        raise ValueError(f"net: needs a hidden layer (depth L >= 2), got depth {net.depth}")
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params[0].W.dtype)
+    return _lemma1_norms(net, params, params0, x)
+
+
+@partial(jax.jit, static_argnames=("net",))
+def _lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1Norms:
+    now, start = forward(net, params, x), forward(net, params0, x)
+    s = _scales(net)
+    n = x.shape[0]
+    block = n * net.widths[-1] + 8
+    out: dict[str, list[Array]] = {f: [] for f in Lemma1Norms._fields}
+    for k in range(1, net.depth):
+        out["a"].append(s[k] * _p_in_norm(now.post[k]))
+        out["a0"].append(s[k] * _p_in_norm(start.post[k]))
+        out["a_change"].append(s[k] * _p_in_norm(now.pre[k - 1] - start.pre[k - 1]))
+        out["w"].append(s[k] * op_norm(params[k].W, block=block))
+        out["w0"].append(s[k] * op_norm(params0[k].W, block=block))
+        out["w_change"].append(s[k] * op_norm(params[k].W - params0[k].W, block=block))
+    return Lemma1Norms(**{f: jnp.stack(v) for f, v in out.items()})
+
+
+def singular_values(a: Array, *, k: int, iters: int = 3 * _OP_NORM_ITERS) -> Array:
+    r"""The k largest singular values σ_1 ≥ … ≥ σ_k of a 2-D array, by subspace iteration.
+
+    Q = orth((A Aᵀ)^q A Ω) with a fixed Gaussian Ω ∈ R^{n × (k + 8)}, then the Rayleigh–Ritz
+    values, the singular values of QᵀA, each a lower bound of the true σ_j with relative error
+    ≲ (σ_{k+9}/σ_j)^{2q}. Exact (an eigendecomposition of the smaller Gram matrix) when
+    min(A.shape) ≤ k + 8. A gradient-descent weight change on N points has about N n_L
+    significant singular values, so k = 2 N n_L shows where its spectrum ends.
+
+    Args:
+        a: (m, n), finite.
+        k: how many, 1 ≤ k ≤ min(m, n).
+        iters: q.
+
+    Returns:
+        (k,) in decreasing order.
+
+    Raises:
+        ValueError: naming ``a``, ``k`` or ``iters``.
+    """
+    a = _checks.matrix("a", a)
+    k = _checks.positive_int("k", k)
+    iters = _checks.positive_int("iters", iters, minimum=0)
+    if k > min(a.shape):
+        raise ValueError(f"k: must be <= min(a.shape) = {min(a.shape)}, got {k}")
+    return _singular_values(a, k, iters)
+
+
+@partial(jax.jit, static_argnames=("k", "iters"))
+def _singular_values(a: Array, k: int, iters: int) -> Array:
+    m, n = a.shape
+    if min(m, n) <= k + 8:
+        gram = a.T @ a if n <= m else a @ a.T
+        return jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(gram)[::-1][:k], 0.0))
+    q = a @ jax.random.normal(jax.random.key(0), (n, k + 8), a.dtype)
+    for _ in range(iters):
+        q = _orthonormalise(a @ (a.T @ _orthonormalise(q)))
+    q = _orthonormalise(_orthonormalise(q))
+    c = a.T @ q
+    return jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(c.T @ c)[::-1][:k], 0.0))
+
+
+def scaled_mse(kappa: float) -> costs.Cost:
+    r"""Least squares on the rescaled output κ f, as a cost of the network's own output f.
+
+    .. math::
+
+        C(f) = \tfrac12 \|\kappa f - y\|^2_{p^{in}}, \qquad d = \partial_f C = \kappa(\kappa f - y).
+
+    With κ = 1/√n_{L−1} and the learning rate multiplied by 1/κ², :func:`train` runs the
+    *mean-field* scaling f_mf = κ f (the output layer divides by n rather than √n): the outputs
+    still move by O(1), but the parameters, and so the kernel, move by O(1) too — the regime
+    that Theorem 2 excludes (Chizat et al. 2019's "non-lazy" training).
+
+    Args:
+        kappa: κ > 0.
+
+    Returns:
+        a :class:`ntkbook.costs.Cost` for the ``cost`` argument of :func:`train`; the recorded
+        ``f_train`` is the unscaled f, and ``loss`` is C.
+    """
+    kappa = _checks.positive("kappa", kappa)
+    return costs.Cost(
+        value=lambda f, y: costs.MSE.value(kappa * f, y),
+        grad=lambda f, y: kappa * costs.MSE.grad(kappa * f, y),
+    )
