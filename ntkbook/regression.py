@@ -495,7 +495,7 @@ def decay_rates(t: object, amplitudes: object) -> Array:
         raise ValueError("amplitudes: must be > 0 (their logarithm is fitted)")
     tc = jnp.asarray(times - times.mean(), a.dtype)
     log_a = jnp.log(a)
-    return -(tc @ (log_a - log_a.mean(axis=0))) / jnp.sum(tc**2)
+    return -(tc @ (log_a - log_a.mean(axis=0, keepdims=True))) / jnp.sum(tc**2)
 
 
 def one_hot(
