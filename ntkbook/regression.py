@@ -558,7 +558,8 @@ def one_hot_regression(
 
     .. math:: F(Z) = K(Z, X)\,(K(X, X) + rI)^{-1}\, Y, \qquad Y = \text{one-hot}(y),
 
-    the t = ∞ limit of :func:`gradient_flow` started from f_0 = 0 ("ridgeless" for r = 0). With
+    the t = ∞ limit of :func:`gradient_flow` started from f_0 = 0 ("ridgeless" for r = 0),
+    computed through a Cholesky factorisation. With
     K = Θ∞ it is the mean of the infinite ensemble of trained networks; with K = Σ the NNGP
     posterior mean.
 
@@ -573,9 +574,17 @@ def one_hot_regression(
     Returns:
         scores (M, C); predict with the largest (:func:`accuracy`).
     """
-    kxx = _checks.matrix("k_xx", k_xx)
+    reg = _checks.nonnegative("reg", reg)
+    kxx = _square("k_xx", k_xx)
+    n = kxx.shape[0]
+    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
     y = one_hot(labels, n_classes=n_classes, center=center, dtype=kxx.dtype)
-    return gradient_flow(kxx, y, t=jnp.inf, theta_zx=k_zx, reg=reg).test
+    if y.shape[0] != n:
+        raise ValueError(f"labels: expected {n} labels (one per row of k_xx), got {y.shape[0]}")
+    chol = jnp.linalg.cholesky(kxx + reg * jnp.eye(n, dtype=kxx.dtype))  # cheaper than eigh
+    if not bool(jnp.all(jnp.isfinite(chol))):
+        raise ValueError("k_xx: not positive definite (Cholesky failed); pass reg > 0")
+    return kzx @ jax.scipy.linalg.cho_solve((chol, True), y)
 
 
 def expected_test_cost(moments: Moments, y: object, *, n_ensemble: int = 1) -> Array:

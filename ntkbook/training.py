@@ -217,12 +217,9 @@ def _run(
 
     def step(_: Array, carry: tuple[Params, Array]) -> tuple[Params, Array]:
         p, dint = carry
-        f, pullback = jax.vjp(lambda q: model(q, params0, x), p)
+        f, pullback = jax.vjp(lambda q: model(_freeze(q, trainable), params0, x), p)
         d = cost.grad(f, y)
         (g,) = pullback(d * s)
-        if trainable is not None:  # frozen layers: zero update (their gradient is dropped)
-            g = tuple(gl if on else jax.tree.map(jnp.zeros_like, gl)
-                      for gl, on in zip(g, trainable, strict=True))
         p = jax.tree.map(lambda a, b: a - lr * b, p, g)
         return p, dint + lr * _p_in_norm(d)
 
@@ -384,3 +381,12 @@ def _trainable(layers: Sequence[int] | None, depth: int) -> tuple[bool, ...] | N
         )
     chosen = {layer % depth for layer in items}
     return tuple(ell in chosen for ell in range(depth))
+
+
+def _freeze(params: Params, trainable: tuple[bool, ...] | None) -> Params:
+    """Stop the gradient of the frozen layers: they get a zero update, and XLA drops the backward
+    pass below the lowest trainable layer."""
+    if trainable is None:
+        return params
+    return tuple(layer if on else jax.lax.stop_gradient(layer)
+                 for layer, on in zip(params, trainable, strict=True))

@@ -170,3 +170,19 @@ def test_expected_test_cost_against_sampling():
         regression.expected_test_cost(mom, y[:-1])
     with pytest.raises(ValueError, match="n_ensemble"):
         regression.expected_test_cost(mom, y, n_ensemble=0)
+
+
+def test_one_hot_regression_errors():
+    kern = _psd(10, N)
+    with pytest.raises(ValueError, match="labels"):
+        regression.one_hot_regression(kern, kern, np.zeros(N - 1, int), n_classes=2)
+    with pytest.raises(ValueError, match="k_xx"):
+        regression.one_hot_regression(-kern, kern, np.zeros(N, int), n_classes=2)
+    with pytest.raises(ValueError, match="k_zx"):
+        regression.one_hot_regression(kern, kern[:, :-1], np.zeros(N, int), n_classes=2)
+    # agrees with the eigendecomposition route of gradient_flow at t = ∞
+    labels = np.arange(N) % 2
+    y = regression.one_hot(labels, n_classes=2)
+    np.testing.assert_allclose(
+        regression.one_hot_regression(kern, kern[:3], labels, n_classes=2),
+        regression.gradient_flow(kern, y, t=np.inf, theta_zx=kern[:3]).test, atol=1e-9)
