@@ -8,6 +8,8 @@ Inputs are rows: every function returns ``x`` of shape (N, n_0), the layout of
 - :func:`sphere` — N points uniform on the unit sphere S^{n_0 − 1} ⊂ ℝ^{n_0};
 - :func:`interval` — a deterministic grid on [low, high] as an (N, 1) input matrix;
 - :func:`regression` — a toy regression problem y = f*(x) + noise · ε on [−1, 1]^{n_0}.
+- :func:`digits` — scikit-learn's bundled 8×8 handwritten digits (real data, no download),
+  split at random, centred and put on the sphere of radius √n_0.
 
 Example:
     >>> import jax

@@ -423,7 +423,10 @@ class Modes(NamedTuple):
 def modes(theta_xx: object) -> Modes:
     r"""The eigenmodes of a kernel on the training inputs, largest eigenvalue first.
 
-    .. math:: \Theta(X, X) = \sum_{i=1}^N \lambda_i v_i v_i^\top, \qquad \lambda_1 \ge \dots \ge \lambda_N .
+    .. math::
+
+        \Theta(X, X) = \sum_{i=1}^N \lambda_i v_i v_i^\top, \qquad
+        \lambda_1 \ge \dots \ge \lambda_N .
 
     Under gradient flow the residual's component along v_i decays as e^{−s λ_i t}.
 
@@ -443,7 +446,10 @@ def modes(theta_xx: object) -> Modes:
 def mode_amplitudes(basis: Modes, r: object) -> Array:
     r"""The size of a residual along each eigenvector, over all outputs:
 
-    .. math:: a_i = \big\lVert v_i^\top r \big\rVert_2 = \Big(\sum_k (v_i^\top r_{\cdot k})^2\Big)^{1/2}.
+    .. math::
+
+        a_i = \big\lVert v_i^\top r \big\rVert_2
+            = \Big(\sum_k (v_i^\top r_{\cdot k})^2\Big)^{1/2}.
 
     Args:
         basis: :class:`Modes` of Θ(X, X) over N points.
@@ -529,7 +535,9 @@ def one_hot(
 
 
 def accuracy(scores: object, labels: object) -> float:
-    r"""Fraction of inputs whose largest score is the true class: (1/M) Σ_i 1[argmax_c f_c(z_i) = y_i].
+    r"""Fraction of inputs whose largest score is the true class:
+
+    .. math:: \frac1M \sum_{i=1}^M \mathbf 1\big[\arg\max_c f_c(z_i) = y_i\big].
 
     Args:
         scores: (M, C) outputs.

@@ -374,7 +374,9 @@ def _trainable(layers: Sequence[int] | None, depth: int) -> tuple[bool, ...] | N
     try:
         items = [operator.index(layer) for layer in layers]
     except TypeError:
-        raise ValueError(f"trainable: expected a sequence of layer indices, got {layers!r}") from None
+        raise ValueError(
+            f"trainable: expected a sequence of layer indices, got {layers!r}"
+        ) from None
     if not items or any(not -depth <= layer < depth for layer in items):
         raise ValueError(
             f"trainable: each layer must be in 0 … {depth - 1} (or −{depth} … −1), got {layers!r}"

@@ -145,7 +145,8 @@ def test_descent_moments_tend_to_flow_moments():
     errs = []
     for k in (100, 200, 400):
         d = regression.descent_ensemble_moments(**blocks, steps=k, lr=t / k)
-        errs.append(float(jnp.max(jnp.abs(d.cov - flow.cov)) + jnp.max(jnp.abs(d.mean - flow.mean))))
+        gap = jnp.max(jnp.abs(d.cov - flow.cov)) + jnp.max(jnp.abs(d.mean - flow.mean))
+        errs.append(float(gap))
     # an O(η) error: halving η halves it (ratio 2, not 4 or √2)
     assert abs(errs[0] / errs[1] - 2) < 0.05 and abs(errs[1] / errs[2] - 2) < 0.05, errs
     stacked = regression.descent_ensemble_moments(**blocks, steps=[0, 3], lr=0.1)
