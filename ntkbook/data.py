@@ -9,7 +9,9 @@ Inputs are rows: every function returns ``x`` of shape (N, n_0), the layout of
   :math:`S^{n_0 - 1} \subset \mathbb R^{n_0}`;
 - :func:`interval` — a deterministic grid on [low, high] as an (N, 1) input matrix;
 - :func:`regression` — a toy regression problem :math:`y = f^*(x) + \text{noise} \cdot \varepsilon`
-  on :math:`[-1, 1]^{n_0}`.
+  on :math:`[-1, 1]^{n_0}`;
+- :func:`digits` — scikit-learn's bundled 8×8 handwritten digits (real data, no download),
+  split at random, centred and put on the sphere of radius :math:`\sqrt{n_0}`.
 
 Example:
     >>> import jax
@@ -26,6 +28,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _checks
 
@@ -200,3 +203,102 @@ def regression(
                          f"got {y_clean.shape}")
     y = y_clean + noise * jax.random.normal(ke, (n, 1), dt)
     return Dataset(x, y, y_clean)
+
+
+# ------------------------------------------------------------------------------ real data (ch. 9)
+
+DIGITS_SIZE = 1797
+"""Images in scikit-learn's bundled 8×8 digits (``sklearn.datasets.load_digits``)."""
+
+
+class Classification(NamedTuple):
+    """A classification dataset split into training and test sets.
+
+    Attributes:
+        x: training inputs, (N, n_0).
+        labels: training labels in {0, …, C − 1}, (N,) integers.
+        x_test: test inputs, (M, n_0).
+        labels_test: test labels, (M,).
+        n_classes: C.
+    """
+
+    x: Array
+    labels: Array
+    x_test: Array
+    labels_test: Array
+    n_classes: int
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 images (flattened, 64 pixels in 0 … 16) and labels; read from the package."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - scikit-learn is pinned in requirements.txt
+        raise ImportError("digits: needs scikit-learn (pinned in requirements.txt)") from err
+    bunch = load_digits()
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int32)
+
+
+def digits(
+    key: Array,
+    *,
+    n_train: int,
+    n_test: int,
+    center: bool = True,
+    dtype: jnp.dtype | None = None,
+) -> Classification:
+    r"""scikit-learn's 8×8 handwritten digits, split at random, inputs on the sphere of radius √n_0.
+
+    The 1797 images (n_0 = 64 pixels, 10 classes) ship inside scikit-learn, so nothing is
+    downloaded. A permutation drawn from ``key`` picks ``n_train`` training and ``n_test`` test
+    images (disjoint). Each image u is then centred by the *training* mean ū (``center=True``)
+    and projected onto the sphere of radius √n_0:
+
+    .. math::
+
+        x = \sqrt{n_0}\, \frac{u - \bar u}{\lVert u - \bar u \rVert}, \qquad
+        \bar u = \frac{1}{N} \sum_{i \le N} u_i ,
+
+    so that x^T x / n_0 = 1, the input scale of the notes' Σ^{(1)}, and the kernels are positive
+    definite (notes §7: inputs on a sphere). Without centring every pair of images has cosine
+    ≳ 0.5, and the kernels are far worse conditioned.
+
+    Args:
+        key: a ``jax.random`` key for the split; the same key gives the same split.
+        n_train: N ≥ 1 training images.
+        n_test: M ≥ 1 test images, with N + M ≤ :data:`DIGITS_SIZE`.
+        center: subtract the training mean image before projecting.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        :class:`Classification` with x (N, 64), labels (N,), x_test (M, 64), labels_test (M,),
+        n_classes = 10.
+
+    Raises:
+        ValueError: naming ``key``, ``n_train``, ``n_test`` (too many images) or ``dtype``.
+    """
+    key = _checks.key("key", key)
+    n_train = _checks.positive_int("n_train", n_train)
+    n_test = _checks.positive_int("n_test", n_test)
+    if n_train + n_test > DIGITS_SIZE:
+        raise ValueError(
+            f"n_test: n_train + n_test must be <= {DIGITS_SIZE}, got {n_train} + {n_test}"
+        )
+    dt = _float_dtype(dtype)
+    images, labels = _load_digits()
+    order = np.asarray(jax.random.permutation(key, DIGITS_SIZE))
+    train, test = order[:n_train], order[n_train : n_train + n_test]
+    mean = images[train].mean(axis=0) if center else np.zeros(images.shape[1])
+
+    def project(u: np.ndarray) -> Array:
+        v = u - mean
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        return jnp.asarray(np.sqrt(v.shape[1]) * v / np.maximum(norm, 1e-300), dt)
+
+    return Classification(
+        project(images[train]),
+        jnp.asarray(labels[train]),
+        project(images[test]),
+        jnp.asarray(labels[test]),
+        10,
+    )

@@ -413,3 +413,327 @@ def ensemble_moments(
     cov = kzz[None] + b @ kxx @ jnp.swapaxes(b, 1, 2) - cross - jnp.swapaxes(cross, 1, 2)
     cov = 0.5 * (cov + jnp.swapaxes(cov, 1, 2))
     return Moments(mean[0], cov[0]) if squeeze else Moments(mean, cov)
+
+
+# ---------------------------------------------------------------------------------------------
+# modes of the kernel, classification, marginal likelihood (chapter 9)
+
+
+class Modes(NamedTuple):
+    """Eigendecomposition Θ(X, X) = V diag(λ) Vᵀ, largest eigenvalue first.
+
+    Attributes:
+        lam: (N,) eigenvalues λ_1 ≥ … ≥ λ_N.
+        vectors: (N, N) orthonormal eigenvectors; column i belongs to ``lam[i]``.
+    """
+
+    lam: Array
+    vectors: Array
+
+
+def modes(theta_xx: object) -> Modes:
+    r"""The eigenmodes of a kernel on the training inputs, largest eigenvalue first.
+
+    .. math::
+
+        \Theta(X, X) = \sum_{i=1}^N \lambda_i v_i v_i^\top, \qquad
+        \lambda_1 \ge \dots \ge \lambda_N .
+
+    Under gradient flow the residual's component along v_i decays as e^{−s λ_i t}.
+
+    Args:
+        theta_xx: Θ(X, X), (N, N), symmetric.
+
+    Returns:
+        :class:`Modes`.
+
+    Raises:
+        ValueError: naming ``theta_xx`` if it is not a finite symmetric square matrix.
+    """
+    lam, v = jnp.linalg.eigh(_square("theta_xx", theta_xx))
+    return Modes(lam[::-1], v[:, ::-1])
+
+
+def mode_amplitudes(basis: Modes, r: object) -> Array:
+    r"""The size of a residual along each eigenvector, over all outputs:
+
+    .. math::
+
+        a_i = \big\lVert v_i^\top r \big\rVert_2
+            = \Big(\sum_k (v_i^\top r_{\cdot k})^2\Big)^{1/2}.
+
+    Args:
+        basis: :class:`Modes` of Θ(X, X) over N points.
+        r: residuals f − Y, (N, k), or (T, N, k) for T times.
+
+    Returns:
+        (N,) or (T, N): amplitude of mode i (in the order of ``basis.lam``).
+    """
+    arr = jnp.asarray(r)
+    n = basis.vectors.shape[0]
+    if arr.ndim not in (2, 3) or arr.shape[-2] != n:
+        raise ValueError(f"r: expected shape ({n}, k) or (T, {n}, k), got {arr.shape}")
+    _checks.finite("r", arr)
+    coeff = jnp.einsum("ni,...nk->...ik", basis.vectors.astype(arr.dtype), arr)
+    return jnp.linalg.norm(coeff, axis=-1)
+
+
+def decay_rates(t: object, amplitudes: object) -> Array:
+    r"""Exponential decay rates fitted to amplitudes over time, one per mode.
+
+    Least squares of log a_i(t_j) ≈ c_i − ρ_i t_j over the T times:
+
+    .. math::
+
+        \hat\rho_i = -\frac{\sum_j (t_j - \bar t)(\log a_{ij} - \overline{\log a_i})}
+        {\sum_j (t_j - \bar t)^2} .
+
+    For a kernel model under gradient flow, a_i(t) = a_i(0) e^{−s λ_i t} and ρ_i = s λ_i exactly.
+
+    Args:
+        t: (T,) distinct times, T ≥ 2, finite.
+        amplitudes: (T, P) positive amplitudes of P modes (e.g. :func:`mode_amplitudes`).
+
+    Returns:
+        (P,) fitted rates ρ_i.
+
+    Raises:
+        ValueError: naming ``t`` or ``amplitudes`` (shapes, fewer than 2 distinct times,
+            non-positive or non-finite amplitudes).
+    """
+    times = np.asarray(t, dtype=float)
+    if times.ndim != 1 or np.unique(times).size < 2 or not np.all(np.isfinite(times)):
+        raise ValueError(f"t: expected a 1-D array of >= 2 distinct finite times, got {t!r}")
+    a = jnp.asarray(amplitudes)
+    if a.ndim != 2 or a.shape[0] != times.size:
+        raise ValueError(f"amplitudes: expected shape ({times.size}, P), got {a.shape}")
+    _checks.finite("amplitudes", a)
+    if bool(jnp.any(a <= 0)):
+        raise ValueError("amplitudes: must be > 0 (their logarithm is fitted)")
+    tc = jnp.asarray(times - times.mean(), a.dtype)
+    log_a = jnp.log(a)
+    return -(tc @ (log_a - log_a.mean(axis=0, keepdims=True))) / jnp.sum(tc**2)
+
+
+def one_hot(
+    labels: object, *, n_classes: int, center: bool = True, dtype: jnp.dtype | None = None
+) -> Array:
+    r"""One-hot targets for least-squares classification, centred by default:
+
+    .. math:: Y_{ic} = \delta_{c, y_i} - 1/C \quad (\text{or } \delta_{c, y_i} \text{ uncentred}).
+
+    Centred targets sum to zero over classes, the mean of the network's outputs at
+    initialisation (Lee et al. 2019 use the same shift).
+
+    Args:
+        labels: (N,) integers in {0, …, C − 1}.
+        n_classes: C ≥ 2.
+        center: subtract 1/C.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        (N, C).
+    """
+    c = _checks.positive_int("n_classes", n_classes, minimum=2)
+    lab = np.asarray(labels)
+    if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels: expected a 1-D integer array, got {lab.dtype} {lab.shape}")
+    if lab.size and (lab.min() < 0 or lab.max() >= c):
+        raise ValueError(f"labels: must lie in 0 … {c - 1}, got {lab.min()} … {lab.max()}")
+    dt = jnp.result_type(float) if dtype is None else _checks.float_dtype("dtype", dtype)
+    y = jnp.asarray(lab[:, None] == np.arange(c)[None, :], dt)
+    return y - 1.0 / c if center else y
+
+
+def accuracy(scores: object, labels: object) -> float:
+    r"""Fraction of inputs whose largest score is the true class:
+
+    .. math:: \frac1M \sum_{i=1}^M \mathbf 1\big[\arg\max_c f_c(z_i) = y_i\big].
+
+    Args:
+        scores: (M, C) outputs.
+        labels: (M,) integers.
+
+    Returns:
+        the accuracy in [0, 1].
+    """
+    s = _checks.matrix("scores", scores)
+    lab = np.asarray(labels)
+    if lab.shape != (s.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels: expected {s.shape[0]} integers, got {lab.dtype} {lab.shape}")
+    return float(np.mean(np.argmax(np.asarray(s), axis=1) == lab))
+
+
+def one_hot_regression(
+    k_xx: object,
+    k_zx: object,
+    labels: object,
+    *,
+    n_classes: int,
+    reg: float = 0.0,
+    center: bool = True,
+) -> Array:
+    r"""Least-squares classification with a kernel: interpolate one-hot targets, score test inputs.
+
+    .. math:: F(Z) = K(Z, X)\,(K(X, X) + rI)^{-1}\, Y, \qquad Y = \text{one-hot}(y),
+
+    the t = ∞ limit of :func:`gradient_flow` started from f_0 = 0 ("ridgeless" for r = 0),
+    computed through a Cholesky factorisation. With
+    K = Θ∞ it is the mean of the infinite ensemble of trained networks; with K = Σ the NNGP
+    posterior mean.
+
+    Args:
+        k_xx: K(X, X), (N, N), positive definite (or made so by ``reg``).
+        k_zx: K(Z, X), (M, N).
+        labels: (N,) training labels.
+        n_classes: C.
+        reg: r ≥ 0.
+        center: centre the one-hot targets (:func:`one_hot`).
+
+    Returns:
+        scores (M, C); predict with the largest (:func:`accuracy`).
+    """
+    reg = _checks.nonnegative("reg", reg)
+    kxx = _square("k_xx", k_xx)
+    n = kxx.shape[0]
+    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
+    y = one_hot(labels, n_classes=n_classes, center=center, dtype=kxx.dtype)
+    if y.shape[0] != n:
+        raise ValueError(f"labels: expected {n} labels (one per row of k_xx), got {y.shape[0]}")
+    chol = jnp.linalg.cholesky(kxx + reg * jnp.eye(n, dtype=kxx.dtype))  # cheaper than eigh
+    if not bool(jnp.all(jnp.isfinite(chol))):
+        raise ValueError("k_xx: not positive definite (Cholesky failed); pass reg > 0")
+    return kzx @ jax.scipy.linalg.cho_solve((chol, True), y)
+
+
+def expected_test_cost(moments: Moments, y: object, *, n_ensemble: int = 1) -> Array:
+    r"""Expected cost ½‖f − Y‖²_{p_in} on test inputs of the average of S independent networks
+    whose outputs are Gaussian with the given moments (mean μ (M, k), covariance Σ shared by the
+    k outputs):
+
+    .. math::
+
+        \mathbb E\,\tfrac12\lVert \bar f_S - Y\rVert^2_{p_{in}}
+        = \frac{1}{2M}\Big(\lVert \mu - Y\rVert_F^2 + \frac{k}{S}\operatorname{tr}\Sigma\Big).
+
+    S = 1 is one network, S = ∞ the ensemble mean.
+
+    Args:
+        moments: :class:`Moments` (mean (M, k), cov (M, M)), e.g. from :func:`ensemble_moments`.
+        y: test targets (M, k).
+        n_ensemble: S ≥ 1 networks averaged.
+
+    Returns:
+        a scalar.
+    """
+    mean = _checks.matrix("moments.mean", moments.mean)
+    cov = _square("moments.cov", moments.cov)
+    m, k = mean.shape
+    if cov.shape != (m, m):
+        raise ValueError(f"moments.cov: expected shape {(m, m)}, got {cov.shape}")
+    y = _checks.matrix("y", y)
+    if y.shape != mean.shape:
+        raise ValueError(f"y: expected shape {mean.shape}, got {y.shape}")
+    s = _checks.positive_int("n_ensemble", n_ensemble)
+    return (jnp.sum((mean - y) ** 2) + k * jnp.trace(cov) / s) / (2 * m)
+
+
+def nngp_log_likelihood(k_xx: object, y: object, *, reg: float = 0.0) -> Array:
+    r"""Log marginal likelihood of targets under the NNGP prior, f ~ GP(0, K), outputs i.i.d.:
+
+    .. math::
+
+        \log p(Y \mid X) = -\frac12 \operatorname{tr}\big(Y^\top (K + rI)^{-1} Y\big)
+        - \frac k2 \log\det(K + rI) - \frac{Nk}{2}\log 2\pi ,
+
+    for Y of shape (N, k). Differentiable in K (so in the kernel's hyperparameters).
+
+    Args:
+        k_xx: K(X, X), (N, N), positive definite (or made so by ``reg``).
+        y: targets (N, k).
+        reg: r ≥ 0, the observation-noise variance.
+
+    Returns:
+        a scalar (nats).
+
+    Raises:
+        ValueError: naming ``k_xx`` when K + rI is not positive definite (concrete inputs).
+    """
+    reg = _checks.nonnegative("reg", reg)
+    # under jax.grad the kernel is a tracer: shape checks only (values cannot be inspected)
+    kxx = _square("k_xx", k_xx) if _checks.is_concrete(k_xx) else jnp.asarray(k_xx)
+    if kxx.ndim != 2 or kxx.shape[0] != kxx.shape[1]:
+        raise ValueError(f"k_xx: expected a square (N, N) kernel, got shape {kxx.shape}")
+    n = kxx.shape[0]
+    y = _targets("y", y, n, 0).astype(kxx.dtype)
+    value = _log_likelihood(kxx, y, jnp.asarray(reg, kxx.dtype))
+    if _checks.is_concrete(value) and not bool(jnp.isfinite(value)):
+        raise ValueError("k_xx: not positive definite (Cholesky failed); pass reg > 0")
+    return value
+
+
+@jax.jit
+def _log_likelihood(kxx: Array, y: Array, reg: Array) -> Array:
+    """The body of :func:`nngp_log_likelihood` (NaN when the Cholesky factorisation fails)."""
+    n, k = y.shape
+    chol = jnp.linalg.cholesky(kxx + reg * jnp.eye(n, dtype=kxx.dtype))
+    alpha = jax.scipy.linalg.solve_triangular(chol, y, lower=True)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+    return -0.5 * jnp.sum(alpha**2) - 0.5 * k * logdet - 0.5 * n * k * jnp.log(2 * jnp.pi)
+
+
+def descent_ensemble_moments(
+    *,
+    k_xx: object,
+    k_zx: object,
+    k_zz: object,
+    theta_xx: object,
+    theta_zx: object,
+    y: object,
+    steps: int | Array,
+    lr: float,
+    normalise: bool = True,
+) -> Moments:
+    r"""Mean and covariance after k steps of gradient *descent* of an infinite ensemble of wide
+    networks (the discrete counterpart of :func:`ensemble_moments`).
+
+    Under a constant kernel, k steps of size η map f_0 to f_k(Z) = B_k Y + f_0(Z) − B_k f_0(X)
+    with B_k = Θ(Z, X) Θ⁻¹(I − (I − ηsΘ)^k) (:func:`gradient_descent`). With f_0 ~ GP(0, K):
+
+    .. math::
+
+        \mu_k(z) = B_k Y, \qquad
+        \Sigma_k = \begin{pmatrix} I & -B_k \end{pmatrix}
+        \begin{pmatrix} K(Z, Z) & K(Z, X) \\ K(X, Z) & K(X, X) \end{pmatrix}
+        \begin{pmatrix} I \\ -B_k^\top \end{pmatrix}.
+
+    Args:
+        k_xx, k_zx, k_zz: NNGP kernel K on (X, X) (N, N), (Z, X) (M, N), (Z, Z) (M, M).
+        theta_xx, theta_zx: NTK Θ on (X, X) (N, N) and (Z, X) (M, N).
+        y: targets (N, k).
+        steps: an integer k ≥ 0 or a 1-D array of them.
+        lr: η > 0.
+        normalise: s = 1/N (the p_in cost) or s = 1.
+
+    Returns:
+        :class:`Moments`: mean (M, k) and covariance (M, M), or (T, M, k), (T, M, M).
+    """
+    kxx = _square("k_xx", k_xx)
+    n = kxx.shape[0]
+    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
+    kzz = _square("k_zz", k_zz)
+    if kzz.shape != (kzx.shape[0],) * 2:
+        raise ValueError(f"k_zz: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
+    y = _targets("y", y, n, 0)
+    # B_k: the test outputs of kernel descent with the N unit vectors as targets
+    b = gradient_descent(
+        theta_xx, jnp.eye(n, dtype=kxx.dtype), steps=steps, lr=lr, theta_zx=theta_zx,
+        normalise=normalise,
+    ).test  # fmt: skip
+    if b.shape[-2] != kzx.shape[0]:
+        raise ValueError(f"theta_zx: expected {kzx.shape[0]} rows like k_zx, got {b.shape[-2]}")
+    joint = jnp.block([[kzz, kzx], [kzx.T, kxx]])
+    proj = jnp.concatenate([jnp.broadcast_to(jnp.eye(kzz.shape[0], dtype=b.dtype), b.shape[:-1]
+                                             + (kzz.shape[0],)), -b], axis=-1)
+    cov = proj @ joint @ jnp.swapaxes(proj, -1, -2)
+    return Moments(b @ y, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))

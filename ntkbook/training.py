@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import NamedTuple
@@ -194,7 +195,10 @@ def _p_in_norm(d: Array) -> Array:
     return jnp.sqrt(costs._inner(d, d))
 
 
-@partial(jax.jit, static_argnames=("net", "cost", "linearised", "record_ntk", "normalise"))
+@partial(
+    jax.jit,
+    static_argnames=("net", "cost", "linearised", "record_ntk", "normalise", "trainable"),
+)
 def _run(
     params: Params,
     x: Array,
@@ -208,6 +212,7 @@ def _run(
     linearised: bool,
     record_ntk: bool,
     normalise: bool,
+    trainable: tuple[bool, ...] | None = None,
 ) -> tuple[Params, dict[str, Array]]:
     """The jitted loop: ``lax.scan`` over the R records; before record r, a compiled loop
     (``fori_loop``) runs ``chunks[r]`` GD steps. Step counts are data, so one compilation serves
@@ -221,7 +226,7 @@ def _run(
 
     def step(_: Array, carry: tuple[Params, Array]) -> tuple[Params, Array]:
         p, dint = carry
-        f, pullback = jax.vjp(lambda q: model(q, params0, x), p)
+        f, pullback = jax.vjp(lambda q: model(_freeze(q, trainable), params0, x), p)
         d = cost.grad(f, y)
         (g,) = pullback(d * s)
         p = jax.tree.map(lambda a, b: a - lr * b, p, g)
@@ -293,6 +298,7 @@ def train(
     linearised: bool = False,
     record_ntk: bool = False,
     normalise: bool = True,
+    trainable: Sequence[int] | None = None,
 ) -> Trajectory:
     r"""Full-batch gradient descent on a cost of the outputs, recording the trajectory.
 
@@ -321,13 +327,18 @@ def train(
         linearised: train the linearised network of :func:`linearise` instead.
         record_ntk: record the traced empirical NTK on x (:func:`ntkbook.empirical.ntk`).
         normalise: the p_in (1/N) convention, or the plain sum over the training points.
+        trainable: the layers l (0 … L − 1, the index of W^(l), b^(l); negative counts from
+            the end) whose parameters move; the others stay at θ₀. Default: all layers.
+            ``trainable=[-1]`` trains the read-out layer only, whose NTK is the last-layer
+            kernel (1/n) Σ α α' + β² → Σ^(L) (notes §4.2), so training then is NNGP regression.
+            (``record_ntk`` still records the NTK of all parameters.)
 
     Returns:
         a :class:`Trajectory`. The same inputs give bitwise the same trajectory.
 
     Raises:
         ValueError: naming the argument: mis-shaped or non-finite ``params``, ``x``, ``y``,
-            ``x_test``; ``lr`` ≤ 0; ``steps`` < 0; bad ``record_at`` or ``cost``.
+            ``x_test``; ``lr`` ≤ 0; ``steps`` < 0; bad ``record_at``, ``cost`` or ``trainable``.
     """
     if not isinstance(net, MLP):
         raise ValueError(f"net: expected an ntkbook.networks.MLP (see networks.mlp), got {net!r}")
@@ -350,7 +361,7 @@ def train(
     p, buf = _run(
         params, x, y, x_test, jnp.asarray(lr, dtype), chunks,
         net=net, cost=_cost(cost), linearised=bool(linearised), record_ntk=bool(record_ntk),
-        normalise=bool(normalise),
+        normalise=bool(normalise), trainable=_trainable(trainable, net.depth),
     )
     return Trajectory(
         steps=ks,
@@ -670,3 +681,28 @@ def scaled_mse(kappa: float) -> costs.Cost:
         value=lambda f, y: costs.MSE.value(kappa * f, y),
         grad=lambda f, y: kappa * costs.MSE.grad(kappa * f, y),
     )
+def _trainable(layers: Sequence[int] | None, depth: int) -> tuple[bool, ...] | None:
+    """A mask over the L layers from layer indices 0 … L − 1 (negative from the end), or None."""
+    if layers is None:
+        return None
+    try:
+        items = [operator.index(layer) for layer in layers]
+    except TypeError:
+        raise ValueError(
+            f"trainable: expected a sequence of layer indices, got {layers!r}"
+        ) from None
+    if not items or any(not -depth <= layer < depth for layer in items):
+        raise ValueError(
+            f"trainable: each layer must be in 0 … {depth - 1} (or −{depth} … −1), got {layers!r}"
+        )
+    chosen = {layer % depth for layer in items}
+    return tuple(ell in chosen for ell in range(depth))
+
+
+def _freeze(params: Params, trainable: tuple[bool, ...] | None) -> Params:
+    """Stop the gradient of the frozen layers: they get a zero update, and XLA drops the backward
+    pass below the lowest trainable layer."""
+    if trainable is None:
+        return params
+    return tuple(layer if on else jax.lax.stop_gradient(layer)
+                 for layer, on in zip(params, trainable, strict=True))
