@@ -39,7 +39,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -464,3 +464,89 @@ def lr_phases(
         if phases[-1] == "divergent":
             break
     return tuple(phases)
+
+
+# ------------------------------------------------------------------ μP / mean-field (ch. 10)
+
+
+def mup_scale(net: MLP) -> float:
+    r"""The factor :math:`1/\sqrt{n_{L-1}}` that turns the NTK-parametrised network into its
+    μP (mean-field) counterpart, whose last layer is scaled by 1/n instead of 1/√n:
+
+    .. math::
+
+        f^{\mu P}_\theta(x) = \frac{1}{\sqrt{n_{L-1}}} f^{ntk}_\theta(x)
+            = \frac{\sigma_w}{n_{L-1}} W^{(L-1)\top} \alpha^{(L-1)}(x)
+              + \frac{\beta}{\sqrt{n_{L-1}}} b^{(L-1)} .
+
+    Raises:
+        ValueError: naming ``net`` unless it is an NTK-parametrised :class:`~ntkbook.networks.MLP`.
+    """
+    if not isinstance(net, MLP) or net.parametrisation != "ntk":
+        raise ValueError(f"net: expected an MLP in the NTK parametrisation, got {net!r}")
+    return 1.0 / net.widths[-2] ** 0.5
+
+
+@lru_cache(maxsize=64)
+def _scaled_mse(alpha: float) -> costs.Cost:
+    """The MSE of α f as a cost of f: value ½‖αf − y‖², gradient α (αf − y) (cached: one jit)."""
+    return costs.Cost(
+        value=lambda f, y: costs.MSE.value(alpha * f, y),
+        grad=lambda f, y: alpha * costs.MSE.grad(alpha * f, y),
+    )
+
+
+def train_mup(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    lr: float,
+    steps: int,
+    record_at: int | Sequence[int] = 11,
+    x_test: Array | None = None,
+    record_ntk: bool = False,
+) -> Trajectory:
+    r"""Gradient descent on the MSE of the μP / mean-field network (Yang & Hu 2021, Table 3;
+    Chizat & Bach 2018 for two layers).
+
+    With all parameters N(0, 1) and layer multipliers σ_w/√n_l (the NTK parametrisation) except
+    the last, σ_w/n_{L−1} (:func:`mup_scale`), μP trains every parameter with the learning rate
+    η n_{L−1}:
+
+    .. math::
+
+        \theta_{k+1} = \theta_k - \eta\, n_{L-1}\, \frac1N \sum_i J^{\mu P}(x_i)^\top
+            \big(f^{\mu P}_{\theta_k}(x_i) - y_i\big),
+
+    so that, with η fixed, every hidden unit moves by O(1) as n → ∞ (features are learned),
+    while the μP kernel Θ^{μP} = Θ^{ntk}/n_{L−1} moves by O(1) of itself. Implemented as
+    :func:`train` on the NTK network with the cost ½‖α f − y‖² (α = :func:`mup_scale`) and the
+    learning rate η n_{L−1}; no new network code.
+
+    Args:
+        net: an NTK-parametrised MLP (its widths define n_{L−1}).
+        params, x, y, steps, record_at, x_test, record_ntk: as in :func:`train`.
+        lr: η > 0, the width-independent μP learning rate.
+
+    Returns:
+        a :class:`Trajectory` of the μP network: ``f_train``, ``f_test`` are f^{μP}, ``loss`` is
+        ½‖f^{μP} − y‖²_{p_in}, ``ntk`` is the traced Θ^{μP}, ``t`` = η k and ``d_integral`` uses
+        d = f^{μP} − y; ``params`` and the weight changes are those of θ itself.
+
+    Raises:
+        ValueError: as :func:`train` and :func:`mup_scale`.
+    """
+    alpha = mup_scale(net)
+    lr = _checks.positive("lr", lr)
+    n = net.widths[-2]
+    traj = train(net, params, x, y, lr=lr * n, steps=steps, record_at=record_at, x_test=x_test,
+                 cost=_scaled_mse(alpha), record_ntk=record_ntk)
+    return traj._replace(
+        t=traj.t / n,
+        f_train=alpha * traj.f_train,
+        f_test=None if traj.f_test is None else alpha * traj.f_test,
+        ntk=None if traj.ntk is None else alpha**2 * traj.ntk,
+        d_integral=traj.d_integral / (alpha * n),
+    )

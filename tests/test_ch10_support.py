@@ -196,3 +196,75 @@ def test_lr_phases_rejects_bad_lrs(lrs):
     net, params, x, y, _ = _catapult_problem(width=8)
     with pytest.raises(ValueError, match="lrs"):
         training.lr_phases(net, params, x, y, lrs=lrs, steps=3)
+
+
+# ------------------------------------------------------------------ §10.2 parametrisations
+
+
+def test_mup_scale_and_its_errors():
+    assert training.mup_scale(networks.mlp((3, 16, 1))) == pytest.approx(0.25)
+    assert training.mup_scale(networks.mlp((3, 9, 64, 2))) == pytest.approx(1 / 8)
+    with pytest.raises(ValueError, match="net"):
+        training.mup_scale(networks.mlp((3, 16, 1), parametrisation="standard"))
+    with pytest.raises(ValueError, match="net"):
+        training.mup_scale((3, 16, 1))
+
+
+def test_train_mup_is_gradient_descent_on_the_mean_field_network():
+    # Reference: plain autodiff GD on f_μP = f_ntk / √n with the learning rate η n.
+    net = networks.mlp((3, 16, 2), activation="tanh", beta=0.5)
+    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (5, 3), dtype=jnp.float64)
+    y = jax.random.normal(jax.random.key(2), (5, 2), dtype=jnp.float64)
+    eta, steps, n = 0.3, 4, 16
+
+    def f_mup(p, z):
+        return networks.forward(net, p, z).pre[-1] / jnp.sqrt(n)
+
+    def loss(p):
+        return 0.5 * jnp.mean(jnp.sum((f_mup(p, x) - y) ** 2, axis=1))
+
+    p = params
+    for _ in range(steps):
+        p = jax.tree.map(lambda a, g: a - eta * n * g, p, jax.grad(loss)(p))
+    traj = training.train_mup(net, params, x, y, lr=eta, steps=steps, record_at=(0, steps),
+                              x_test=x[:2], record_ntk=True)
+    np.testing.assert_allclose(traj.f_train[-1], f_mup(p, x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(traj.f_test[-1], f_mup(p, x[:2]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(traj.loss[-1], loss(p), rtol=1e-12)
+    np.testing.assert_allclose(traj.t, [0.0, eta * steps])
+    for a, b in zip(jax.tree.leaves(traj.params), jax.tree.leaves(p), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    # its kernel is the NTK of f_μP itself, by generic autodiff at the final parameters
+    want = empirical.ntk_fn(f_mup, p, x, traced=True)
+    np.testing.assert_allclose(traj.ntk[-1], want, rtol=1e-10, atol=1e-12)
+
+
+def test_train_mup_rejects_bad_lr():
+    net = networks.mlp((2, 4, 1))
+    params = networks.init(jax.random.key(0), net)
+    with pytest.raises(ValueError, match="lr"):
+        training.train_mup(net, params, jnp.ones((2, 2)), jnp.ones((2, 1)), lr=0.0, steps=1)
+
+
+def test_kernel_target_alignment_known_values():
+    y = jnp.array([[1.0], [-2.0], [0.5]])
+    assert float(empirical.kernel_target_alignment(5.0 * y @ y.T, y)) == pytest.approx(1.0)
+    assert float(empirical.kernel_target_alignment(jnp.eye(3), y)) == pytest.approx(3**-0.5)
+    stack = jnp.stack([jnp.eye(3), y @ y.T])
+    np.testing.assert_allclose(empirical.kernel_target_alignment(stack, y), [3**-0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("theta", "y", "match"),
+    [
+        (jnp.eye(3), jnp.ones((2, 1)), "y"),
+        (jnp.eye(3), jnp.ones((3, 2)), "y"),
+        (jnp.eye(3), jnp.zeros((3, 1)), "y"),
+        (jnp.ones((3, 2)), jnp.ones((3, 1)), "theta"),
+        (jnp.eye(3).at[0, 0].set(jnp.nan), jnp.ones((3, 1)), "theta"),
+    ],
+)
+def test_kernel_target_alignment_rejects_bad_input(theta, y, match):
+    with pytest.raises(ValueError, match=match):
+        empirical.kernel_target_alignment(theta, y)
