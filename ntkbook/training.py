@@ -550,3 +550,39 @@ def train_mup(
         ntk=None if traj.ntk is None else alpha**2 * traj.ntk,
         d_integral=traj.d_integral / (alpha * n),
     )
+
+
+def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Array:
+    r"""Fraction of hidden units whose preactivation changed sign between θ₀ and θ, per layer:
+
+    .. math::
+
+        \phi^{(l)} = \frac{1}{N n_l} \sum_{i=1}^N \sum_{j=1}^{n_l}
+            \mathbf 1\big[\operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta_0)
+            \ne \operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta)\big],
+        \qquad l = 1, \dots, L-1 .
+
+    For ReLU these are the units that crossed the kink, where σ̈ is a Dirac mass: Theorem 2's
+    bound on σ̈ fails exactly there.
+
+    Args:
+        net: the architecture.
+        params0, params: two parameter sets (e.g. θ₀ and ``Trajectory.params``).
+        x: inputs (N, n_0).
+
+    Returns:
+        (L − 1,) fractions in [0, 1].
+
+    Raises:
+        ValueError: naming ``params0``/``params``/``x`` on mismatched shapes, or ``net`` if it
+            has no hidden layer.
+    """
+    if not isinstance(net, MLP) or net.depth < 2:
+        raise ValueError(f"net: expected an MLP with at least one hidden layer, got {net!r}")
+    check_params(net, params0)
+    check_params(net, params)
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params0[0].W.dtype)
+    before = forward(net, params0, x).pre[:-1]
+    after = forward(net, params, x).pre[:-1]
+    return jnp.stack([jnp.mean(jnp.signbit(a) != jnp.signbit(b))
+                      for a, b in zip(before, after, strict=True)])

@@ -268,3 +268,51 @@ def test_kernel_target_alignment_known_values():
 def test_kernel_target_alignment_rejects_bad_input(theta, y, match):
     with pytest.raises(ValueError, match=match):
         empirical.kernel_target_alignment(theta, y)
+
+
+# ------------------------------------------------------------------ §10.5 a single-index task
+
+
+def test_single_index_statistics_and_shared_direction():
+    w = jnp.zeros(6).at[2].set(3.0)
+    ds = data.single_index(jax.random.key(0), 20000, dim=6, direction=w, dtype=jnp.float64)
+    assert ds.x.shape == (20000, 6) and ds.y.shape == (20000, 1)
+    np.testing.assert_allclose(jnp.sum(ds.x**2, axis=1), 6.0, rtol=1e-12)
+    np.testing.assert_allclose(ds.y[:, 0], (ds.x[:, 2] ** 2 - 1) / np.sqrt(2), rtol=1e-12)
+    # ⟨w, x⟩ for x uniform on the sphere of radius √d has mean 0 and variance 1, so
+    # E[y] = 0 and E[y²] = (E u⁴ − 2 E u² + 1)/2 with E u⁴ = 3d/(d + 2): 0.625 for d = 6
+    assert abs(float(ds.y.mean())) < 5 * float(ds.y.std()) / np.sqrt(20000)
+    assert float(jnp.mean(ds.y**2)) == pytest.approx(0.625, rel=0.05)
+    a = data.single_index(jax.random.key(1), 3, dim=4)
+    b = data.single_index(jax.random.key(1), 3, dim=4)
+    np.testing.assert_array_equal(a.y, b.y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dim": 0}, "dim"),
+        ({"direction": jnp.ones(3)}, "direction"),
+        ({"direction": jnp.zeros(4)}, "direction"),
+        ({"direction": jnp.array([1.0, jnp.nan, 0.0, 0.0])}, "direction"),
+    ],
+)
+def test_single_index_rejects_bad_arguments(kwargs, match):
+    args = {"dim": 4} | kwargs
+    with pytest.raises(ValueError, match=match):
+        data.single_index(jax.random.key(0), 5, **args)
+
+
+def test_activation_flips_counts_sign_changes():
+    net = networks.mlp((2, 3, 1), activation="relu")
+    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
+    assert float(training.activation_flips(net, params, params, x)[0]) == 0.0
+    flipped = (networks.Dense(-params[0].W, params[0].b),) + params[1:]
+    assert float(training.activation_flips(net, params, flipped, x)[0]) == 1.0
+    half = (networks.Dense(params[0].W.at[:, 0].multiply(-1.0), params[0].b),) + params[1:]
+    assert float(training.activation_flips(net, params, half, x)[0]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="net"):
+        training.activation_flips(networks.mlp((2, 1)), params[:1], params[:1], x)
+    with pytest.raises(ValueError, match="x"):
+        training.activation_flips(net, params, params, jnp.ones((2, 3)))
