@@ -211,8 +211,9 @@ def single_index(
         y_i = f^*(x_i) = \frac{\langle w, x_i\rangle^2 - 1}{\sqrt 2},
 
     the second Hermite polynomial of the projection ⟨w, x⟩ (mean 0, variance 1, ≈ N(0, 1) for
-    large d), so y has mean 0 and variance (3d/(d + 2) − 1)/2 → 1. A rotation-invariant kernel spreads its capacity over all ≈ d²/2 quadratic
-    directions; a network that learns w needs only one (noiseless: ``y == y_clean``).
+    large d), so y has mean 0 and variance (3d/(d + 2) − 1)/2 → 1. A rotation-invariant kernel
+    spreads its capacity over all ≈ d²/2 quadratic directions; a network that learns w needs
+    only one (noiseless: ``y == y_clean``).
 
     Args:
         key: a ``jax.random`` key (the inputs; w too unless ``direction`` is given).
