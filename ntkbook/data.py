@@ -302,3 +302,52 @@ def digits(
         jnp.asarray(labels[test]),
         10,
     )
+def single_index(
+    key: Array, n: int, *, dim: int, direction: Array | None = None,
+    dtype: jnp.dtype | None = None,
+) -> Dataset:
+    r"""A single-index task on the sphere of radius √d: the target depends on one direction w.
+
+    .. math::
+
+        x_i = \sqrt{d}\, u_i,\ u_i \text{ uniform on } S^{d-1}, \qquad
+        y_i = f^*(x_i) = \frac{\langle w, x_i\rangle^2 - 1}{\sqrt 2},
+
+    the second Hermite polynomial of the projection ⟨w, x⟩ (mean 0, variance 1, ≈ N(0, 1) for
+    large d), so y has mean 0 and variance (3d/(d + 2) − 1)/2 → 1. A rotation-invariant kernel
+    spreads its capacity over all ≈ d²/2 quadratic directions; a network that learns w needs
+    only one (noiseless: ``y == y_clean``).
+
+    Args:
+        key: a ``jax.random`` key (the inputs; w too unless ``direction`` is given).
+        n: number of points N ≥ 1.
+        dim: d ≥ 1.
+        direction: w, a (d,) vector (normalised here); default: uniform on the sphere, drawn from
+            a key split off ``key`` — pass it explicitly to draw a test set with the same w.
+        dtype: float dtype (default: JAX's default float).
+
+    Returns:
+        :class:`Dataset` ``(x, y, y_clean)`` with x (N, d), y (N, 1).
+
+    Raises:
+        ValueError: naming ``key``, ``n``, ``dim`` or ``direction`` (wrong shape, zero, non-finite).
+    """
+    key = _checks.key("key", key)
+    n = _checks.positive_int("n", n)
+    dim = _checks.positive_int("dim", dim)
+    dt = _float_dtype(dtype)
+    kx, kw = jax.random.split(key)
+    if direction is None:
+        w = sphere(kw, 1, dim, dtype=dt)[0]
+    else:
+        w = jnp.asarray(direction, dt)
+        if w.shape != (dim,):
+            raise ValueError(f"direction: expected shape ({dim},), got {w.shape}")
+        _checks.finite("direction", w)
+        norm = jnp.linalg.norm(w)
+        if float(norm) == 0.0:
+            raise ValueError("direction: must be non-zero")
+        w = w / norm
+    x = jnp.sqrt(jnp.asarray(dim, dt)) * sphere(kx, n, dim, dtype=dt)
+    y = ((x @ w) ** 2 - 1.0)[:, None] / jnp.sqrt(jnp.asarray(2.0, dt))
+    return Dataset(x, y, y)

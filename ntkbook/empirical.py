@@ -638,3 +638,36 @@ def kernel_op_norm(theta: Array) -> Array:
     n, _, k, _ = theta.shape
     gram = jnp.transpose(theta, (0, 2, 1, 3)).reshape(n * k, n * k)
     return jnp.linalg.eigvalsh(0.5 * (gram + gram.T))[-1] / n
+def kernel_target_alignment(theta: Array, y: Array) -> Array:
+    r"""Kernel–target alignment (Cristianini et al. 2002) of a Gram matrix with the targets:
+
+    .. math::
+
+        A(\Theta, y) = \frac{\langle \Theta, y y^\top\rangle_F}{\lVert\Theta\rVert_F\,
+            \lVert y y^\top\rVert_F}
+            = \frac{y^\top \Theta\, y}{\lVert\Theta\rVert_F\, \lVert y\rVert^2} \in [-1, 1],
+
+    1 when Θ ∝ y yᵀ. A kernel that learns features of the target aligns with it during training.
+
+    Args:
+        theta: (N, N) or (R, N, N) traced kernels (e.g. ``Trajectory.ntk``).
+        y: (N, 1) targets, not all zero.
+
+    Returns:
+        () or (R,).
+
+    Raises:
+        ValueError: naming ``theta`` or ``y`` on mismatched shapes, zero or non-finite values.
+    """
+    t = jnp.asarray(theta)
+    if t.ndim not in (2, 3) or t.shape[-1] != t.shape[-2]:
+        raise ValueError(f"theta: expected (N, N) or (R, N, N), got shape {t.shape}")
+    y = _checks.matrix("y", y, n_features=1)
+    if y.shape[0] != t.shape[-1]:
+        raise ValueError(f"y: expected {t.shape[-1]} rows (one per row of theta), got {y.shape}")
+    _checks.finite("theta", t)
+    if _checks.is_concrete(y) and float(jnp.sum(y * y)) == 0.0:
+        raise ValueError("y: all targets are zero (the alignment is undefined)")
+    v = y[:, 0]
+    num = jnp.einsum("i,...ij,j->...", v, t, v)
+    return num / (jnp.sqrt(jnp.sum(t * t, axis=(-2, -1))) * jnp.sum(v * v))

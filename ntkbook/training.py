@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -706,3 +706,233 @@ def _freeze(params: Params, trainable: tuple[bool, ...] | None) -> Params:
         return params
     return tuple(layer if on else jax.lax.stop_gradient(layer)
                  for layer, on in zip(params, trainable, strict=True))
+# ------------------------------------------------------------------ large learning rates (ch. 10)
+
+PHASES: tuple[str, ...] = ("lazy", "catapult", "divergent")
+
+
+def top_eigenvalue(ntk: Array, *, normalise: bool = True) -> np.ndarray:
+    r"""λ_max of the NTK Gram matrix on the training points, per record: the curvature that sets
+    gradient descent's stability, :math:`\lambda_{\max}(\Theta_t / N)` (``normalise=True``, the
+    p_in convention of :func:`train`) or :math:`\lambda_{\max}(\Theta_t)`.
+
+    Linearised gradient descent on the MSE multiplies the component of f − y along the top
+    eigenvector by 1 − ηλ_max each step, so it is stable iff η < 2/λ_max.
+
+    Args:
+        ntk: (N, N) or (R, N, N) symmetric kernels (e.g. ``Trajectory.ntk``).
+        normalise: divide by N.
+
+    Returns:
+        () or (R,) float64 array; NaN for a record whose kernel has a NaN or inf entry (a
+        diverged run), instead of an error.
+
+    Raises:
+        ValueError: naming ``ntk`` if it is not square in its last two axes.
+    """
+    a = np.asarray(ntk, dtype=np.float64)
+    if a.ndim not in (2, 3) or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"ntk: expected (N, N) or (R, N, N), got shape {a.shape}")
+    stack = a.reshape((-1,) + a.shape[-2:]) / (a.shape[-1] if normalise else 1.0)
+    ok = np.all(np.isfinite(stack), axis=(1, 2))
+    out = np.full(stack.shape[0], np.nan)
+    if ok.any():
+        out[ok] = np.linalg.eigvalsh(stack[ok])[:, -1]
+    return out.reshape(a.shape[:-2])
+
+
+def lr_phase(loss: Array, *, converged: float = 1e-3) -> str:
+    r"""Classify a loss curve C(f_0), …, C(f_K) recorded at every step (Lewkowycz et al. 2020).
+
+    - ``"divergent"``: the last loss is not finite, or above ``converged`` · C(f_0);
+    - ``"lazy"``: otherwise, if the loss never exceeds C(f_0) (what linearised gradient
+      descent does for η < 2/λ_0: every mode of f − y shrinks monotonically);
+    - ``"catapult"``: otherwise — the loss rose above C(f_0) and then came back down.
+
+    Args:
+        loss: (K + 1,) losses, step 0 first (``Trajectory.loss`` with a record every step).
+        converged: the factor below the initial loss that counts as converged, in (0, 1).
+
+    Returns:
+        one of :data:`PHASES`.
+
+    Raises:
+        ValueError: naming ``loss`` (not 1-D with ≥ 2 entries, or a non-finite or non-positive
+            initial loss) or ``converged``.
+    """
+    c = np.asarray(loss, dtype=np.float64)
+    if c.ndim != 1 or c.size < 2:
+        raise ValueError(f"loss: expected a 1-D curve with at least 2 records, got {c.shape}")
+    if not np.isfinite(c[0]) or c[0] <= 0:
+        raise ValueError(f"loss: the initial loss must be finite and > 0, got {c[0]!r}")
+    level = _checks.positive("converged", converged)
+    if level >= 1:
+        raise ValueError(f"converged: must be in (0, 1), got {converged!r}")
+    if not np.all(np.isfinite(c)) or c[-1] > level * c[0]:
+        return "divergent"
+    return "lazy" if np.max(c) <= c[0] else "catapult"
+
+
+def lr_phases(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    lrs: Sequence[float],
+    steps: int,
+    converged: float = 1e-3,
+) -> tuple[str, ...]:
+    r"""Train from the same θ₀ at each learning rate in increasing order and classify each run
+    with :func:`lr_phase` (loss recorded at every step; MSE, p_in convention).
+
+    The scan stops at the first ``"divergent"`` run (larger rates are not tried: Lewkowycz et al.
+    find no convergent rate above the first divergent one), so the result has one entry per
+    learning rate up to and including the first divergent one. One compilation serves every η.
+
+    Args:
+        net, params, x, y: as in :func:`train`.
+        lrs: learning rates η > 0, strictly increasing.
+        steps: gradient-descent steps per run.
+        converged: as in :func:`lr_phase`.
+
+    Returns:
+        the phases, in the order of ``lrs`` (possibly fewer).
+
+    Raises:
+        ValueError: naming ``lrs`` (empty, non-positive or not increasing), or as :func:`train`.
+    """
+    etas = np.asarray(lrs, dtype=np.float64)
+    if etas.ndim != 1 or etas.size == 0 or np.any(~np.isfinite(etas)) or np.any(etas <= 0):
+        raise ValueError(f"lrs: expected a non-empty sequence of learning rates > 0, got {lrs!r}")
+    if np.any(np.diff(etas) <= 0):
+        raise ValueError(f"lrs: must be strictly increasing, got {lrs!r}")
+    phases: list[str] = []
+    for eta in etas:
+        traj = train(net, params, x, y, lr=float(eta), steps=steps, record_at=steps + 1)
+        phases.append(lr_phase(traj.loss, converged=converged))
+        if phases[-1] == "divergent":
+            break
+    return tuple(phases)
+
+
+# ------------------------------------------------------------------ μP / mean-field (ch. 10)
+
+
+def mup_scale(net: MLP) -> float:
+    r"""The factor :math:`1/\sqrt{n_{L-1}}` that turns the NTK-parametrised network into its
+    μP (mean-field) counterpart, whose last layer is scaled by 1/n instead of 1/√n:
+
+    .. math::
+
+        f^{\mu P}_\theta(x) = \frac{1}{\sqrt{n_{L-1}}} f^{ntk}_\theta(x)
+            = \frac{\sigma_w}{n_{L-1}} W^{(L-1)\top} \alpha^{(L-1)}(x)
+              + \frac{\beta}{\sqrt{n_{L-1}}} b^{(L-1)} .
+
+    Raises:
+        ValueError: naming ``net`` unless it is an NTK-parametrised :class:`~ntkbook.networks.MLP`.
+    """
+    if not isinstance(net, MLP) or net.parametrisation != "ntk":
+        raise ValueError(f"net: expected an MLP in the NTK parametrisation, got {net!r}")
+    return 1.0 / net.widths[-2] ** 0.5
+
+
+@lru_cache(maxsize=64)
+def _scaled_mse(alpha: float) -> costs.Cost:
+    """The MSE of α f as a cost of f: value ½‖αf − y‖², gradient α (αf − y) (cached: one jit)."""
+    return costs.Cost(
+        value=lambda f, y: costs.MSE.value(alpha * f, y),
+        grad=lambda f, y: alpha * costs.MSE.grad(alpha * f, y),
+    )
+
+
+def train_mup(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    lr: float,
+    steps: int,
+    record_at: int | Sequence[int] = 11,
+    x_test: Array | None = None,
+    record_ntk: bool = False,
+) -> Trajectory:
+    r"""Gradient descent on the MSE of the μP / mean-field network (Yang & Hu 2021, Table 3;
+    Chizat & Bach 2018 for two layers).
+
+    With all parameters N(0, 1) and layer multipliers σ_w/√n_l (the NTK parametrisation) except
+    the last, σ_w/n_{L−1} (:func:`mup_scale`), μP trains every parameter with the learning rate
+    η n_{L−1}:
+
+    .. math::
+
+        \theta_{k+1} = \theta_k - \eta\, n_{L-1}\, \frac1N \sum_i J^{\mu P}(x_i)^\top
+            \big(f^{\mu P}_{\theta_k}(x_i) - y_i\big),
+
+    so that, with η fixed, every hidden unit moves by O(1) as n → ∞ (features are learned),
+    while the μP kernel Θ^{μP} = Θ^{ntk}/n_{L−1} moves by O(1) of itself. Implemented as
+    :func:`train` on the NTK network with the cost ½‖α f − y‖² (α = :func:`mup_scale`) and the
+    learning rate η n_{L−1}; no new network code.
+
+    Args:
+        net: an NTK-parametrised MLP (its widths define n_{L−1}).
+        params, x, y, steps, record_at, x_test, record_ntk: as in :func:`train`.
+        lr: η > 0, the width-independent μP learning rate.
+
+    Returns:
+        a :class:`Trajectory` of the μP network: ``f_train``, ``f_test`` are f^{μP}, ``loss`` is
+        ½‖f^{μP} − y‖²_{p_in}, ``ntk`` is the traced Θ^{μP}, ``t`` = η k and ``d_integral`` uses
+        d = f^{μP} − y; ``params`` and the weight changes are those of θ itself.
+
+    Raises:
+        ValueError: as :func:`train` and :func:`mup_scale`.
+    """
+    alpha = mup_scale(net)
+    lr = _checks.positive("lr", lr)
+    n = net.widths[-2]
+    traj = train(net, params, x, y, lr=lr * n, steps=steps, record_at=record_at, x_test=x_test,
+                 cost=_scaled_mse(alpha), record_ntk=record_ntk)
+    return traj._replace(
+        t=traj.t / n,
+        f_train=alpha * traj.f_train,
+        f_test=None if traj.f_test is None else alpha * traj.f_test,
+        ntk=None if traj.ntk is None else alpha**2 * traj.ntk,
+        d_integral=traj.d_integral / (alpha * n),
+    )
+
+
+def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Array:
+    r"""Fraction of hidden units whose preactivation changed sign between θ₀ and θ, per layer:
+
+    .. math::
+
+        \phi^{(l)} = \frac{1}{N n_l} \sum_{i=1}^N \sum_{j=1}^{n_l}
+            \mathbf 1\big[\operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta_0)
+            \ne \operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta)\big],
+        \qquad l = 1, \dots, L-1 .
+
+    For ReLU these are the units that crossed the kink, where σ̈ is a Dirac mass: Theorem 2's
+    bound on σ̈ fails exactly there.
+
+    Args:
+        net: the architecture.
+        params0, params: two parameter sets (e.g. θ₀ and ``Trajectory.params``).
+        x: inputs (N, n_0).
+
+    Returns:
+        (L − 1,) fractions in [0, 1].
+
+    Raises:
+        ValueError: naming ``params0``/``params``/``x`` on mismatched shapes, or ``net`` if it
+            has no hidden layer.
+    """
+    if not isinstance(net, MLP) or net.depth < 2:
+        raise ValueError(f"net: expected an MLP with at least one hidden layer, got {net!r}")
+    check_params(net, params0)
+    check_params(net, params)
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params0[0].W.dtype)
+    before = forward(net, params0, x).pre[:-1]
+    after = forward(net, params, x).pre[:-1]
+    return jnp.stack([jnp.mean(jnp.signbit(a) != jnp.signbit(b))
+                      for a, b in zip(before, after, strict=True)])
