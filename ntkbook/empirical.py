@@ -477,27 +477,33 @@ def subnetwork_ntk(
     *,
     layer: int,
     batch_size: int | None = None,
+    traced: bool = True,
 ) -> Array:
-    r"""Traced NTK Θ^{(l)} of the preactivations α̃^{(l)}: the sub-network of the first l layers.
+    r"""NTK Θ^{(l)} of the preactivations α̃^{(l)}: the sub-network of the first l layers.
 
     .. math::
 
-        \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \sum_p
-            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_i(x'),
+        \Theta^{(l)}_{ii'}(x, x') = \sum_p
+            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_{i'}(x'),
+        \qquad
+        \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \Theta^{(l)}_{ii}(x, x')
+        \ \text{(traced)},
 
     p over W^{(0..l−1)}, b^{(0..l−1)}. Θ^{(1)} = σ_w² xᵀx′/n_0 + β² exactly (notes §4.1), and
-    Θ^{(L)} is ``ntk(..., traced=True)``. Memory ∝ batch_size · n_l² (the Jacobians
-    ∂α̃^{(l)}/∂α̃^{(j)}).
+    Θ^{(L)} is ``ntk(..., traced=True)``. The induction hypothesis of Theorem 1 is the untraced
+    statement Θ^{(l)}_{ii′} → Θ∞^{(l)} δ_{ii′}. Memory ∝ batch_size · n_l² (the Jacobians
+    ∂α̃^{(l)}/∂α̃^{(j)}); the untraced kernel itself has N1·N2·n_l² entries.
 
     Args:
         layer: l with 1 ≤ l ≤ L.
+        traced: ``True`` for the traced (N1, N2) kernel, ``False`` for all of Θ^{(l)}_{ii′}.
 
     Returns:
-        (N1, N2).
+        (N1, N2), or (N1, N2, n_l, n_l) with ``traced=False``.
     """
     net = _check_net(net, params)
     layer = _checks.positive_int("layer", layer)
     if layer > net.depth:
         raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
     sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
-    return ntk(sub, params[:layer], x1, x2, traced=True, batch_size=batch_size)
+    return ntk(sub, params[:layer], x1, x2, traced=traced, batch_size=batch_size)
