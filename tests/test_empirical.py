@@ -122,7 +122,7 @@ def test_layer_split_and_subnetworks() -> None:
     assert full2.shape == (X1.shape[0], X2.shape[0], 4, 4)
     assert _rel(full2, _explicit_ntk(pre2, params, X1, X2)) < TIGHT
     full1 = empirical.subnetwork_ntk(net, params, X1, X2, layer=1, traced=False)
-    assert _rel(full1, sub1[:, :, None, None] * jnp.eye(full1.shape[-1])) < TIGHT
+    assert _rel(full1, sub1[:, :, None, None] * jnp.eye(full1.shape[-1])[None, None]) < TIGHT
 
 
 def _toy_model(p: dict, x: jax.Array) -> jax.Array:
