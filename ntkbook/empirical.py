@@ -487,32 +487,41 @@ def subnetwork_ntk(
     *,
     layer: int,
     batch_size: int | None = None,
+    traced: bool = True,
 ) -> Array:
-    r"""Traced NTK :math:`\Theta^{(l)}` of the preactivations :math:`\tilde\alpha^{(l)}`: the
+    r"""NTK :math:`\Theta^{(l)}` of the preactivations :math:`\tilde\alpha^{(l)}`: the
     sub-network of the first l layers.
 
     .. math::
 
-        \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \sum_p
-            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_i(x'),
+        \Theta^{(l)}_{ii'}(x, x') = \sum_p
+            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_{i'}(x'),
+        \qquad
+        \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \Theta^{(l)}_{ii}(x, x')
+        \ \text{(traced)},
 
     with p over :math:`W^{(j)}, b^{(j)}` for j < l.
     :math:`\Theta^{(1)}(x, x') = \sigma_w^2\, x^\top x' / n_0 + \beta^2` exactly (notes §4.1), and
-    :math:`\Theta^{(L)}` is ``ntk(..., traced=True)``. Memory ∝ batch_size · :math:`n_l^2` (the
-    Jacobians :math:`\partial\tilde\alpha^{(l)} / \partial\tilde\alpha^{(j)}`).
+    :math:`\Theta^{(L)}` is ``ntk(..., traced=True)``. The induction hypothesis of Theorem 1 is the
+    untraced statement :math:`\Theta^{(l)}_{ii'} \to \Theta_\infty^{(l)} \delta_{ii'}`. Memory ∝
+    batch_size · :math:`n_l^2` (the Jacobians
+    :math:`\partial\tilde\alpha^{(l)} / \partial\tilde\alpha^{(j)}`); the untraced kernel itself has
+    :math:`N_1 N_2 n_l^2` entries.
 
     Args:
         layer: l with 1 ≤ l ≤ L.
+        traced: ``True`` for the traced (N1, N2) kernel, ``False`` for all of
+            :math:`\Theta^{(l)}_{ii'}`.
 
     Returns:
-        (N1, N2).
+        (N1, N2), or (N1, N2, n_l, n_l) with ``traced=False``.
     """
     net = _check_net(net, params)
     layer = _checks.positive_int("layer", layer)
     if layer > net.depth:
         raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
     sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
-    return ntk(sub, params[:layer], x1, x2, traced=True, batch_size=batch_size)
+    return ntk(sub, params[:layer], x1, x2, traced=traced, batch_size=batch_size)
 
 
 # ------------------------------------------------- Lemma 1's recursion (chapter 6)

@@ -658,3 +658,273 @@ def fit_depth_width(
     low, high = np.quantile(cb, [alpha, 1.0 - alpha])
     return DepthWidthFit(float(c0), float(a0), float(low), float(high), level, stat,
                          (ds[None, :] - 1) / ws[:, None])
+# ------------------------------------------------- test statistics shared by chapters 1–4
+
+
+class ZScore(NamedTuple):
+    """A Monte Carlo mean, its standard error, and its distance to a reference in standard errors.
+
+    Attributes:
+        mean: sample mean over the draws.
+        sem: its standard error s/√S.
+        z: (mean − reference) / sem.
+    """
+
+    mean: Array
+    sem: Array
+    z: Array
+
+
+def z_scores(samples: Array, reference: Array | float, *, axis: int = 0) -> ZScore:
+    r"""How many standard errors a Monte Carlo mean lies from a reference value, entry by entry.
+
+    .. math::
+
+        z = \frac{\bar x - x_{\rm ref}}{s / \sqrt S}, \qquad
+        s^2 = \frac{1}{S-1}\sum_{s=1}^S (x_s - \bar x)^2 .
+
+    For S independent draws with mean :math:`x_{\rm ref}`, z is approximately standard normal
+    (Student t with S − 1 degrees of freedom), so a few units bound it; a wrong reference moves it
+    by (bias)·√S/s.
+
+    Args:
+        samples: draws along ``axis`` (≥ 2 of them), finite, not all equal.
+        reference: the value the mean should have, broadcastable to the mean's shape.
+        axis: the sample axis.
+
+    Returns:
+        :class:`ZScore` ``(mean, sem, z)``, each of the shape of the mean.
+
+    Raises:
+        ValueError: naming ``samples`` (too few, non-finite, zero spread) or ``reference``
+            (non-finite, or not broadcastable to the mean).
+
+    Example:
+        >>> import jax
+        >>> x = 2.0 + jax.random.normal(jax.random.key(0), (10_000,))
+        >>> abs(float(z_scores(x, 2.0).z)) < 4
+        True
+    """
+    stats = mean_sem(samples, axis=axis)
+    ref = jnp.asarray(reference, dtype=stats.mean.dtype)
+    _checks.finite("reference", ref)
+    try:
+        ref = jnp.broadcast_to(ref, stats.mean.shape)
+    except ValueError:
+        raise ValueError(
+            f"reference: shape {ref.shape} does not broadcast to the mean's {stats.mean.shape}"
+        ) from None
+    if bool(jnp.any(stats.sem == 0)):
+        raise ValueError("samples: zero spread along the sample axis (no standard error)")
+    return ZScore(stats.mean, stats.sem, (stats.mean - ref) / stats.sem)
+
+
+def pooled_prefactor(widths: Sequence[float], errors: Array, *, slope: float) -> MeanSem:
+    r"""The prefactor C of error ≈ C · width^slope, pooled over widths and seeds.
+
+    .. math::
+
+        C_{i,s} = n_i^{-\text{slope}}\, e_{i,s}, \qquad \hat C = \frac{1}{WS}\sum_{i,s} C_{i,s},
+
+    with the standard error of :math:`\hat C` over the W·S values. If the rate is right, every
+    :math:`C_{i,s}` has the same mean; the per-width means drift like
+    :math:`n^{\text{true} - \text{slope}}` otherwise.
+
+    Args:
+        widths: n_1 … n_W > 0.
+        errors: (W, S) positive errors, S ≥ 1 seeds per width (W·S ≥ 2).
+        slope: the rate whose prefactor is estimated (e.g. −1/2).
+
+    Returns:
+        :class:`MeanSem` of the pooled prefactor.
+
+    Raises:
+        ValueError: naming ``widths``, ``errors`` or ``slope``.
+
+    Example:
+        >>> c = pooled_prefactor([100, 400], [[0.1, 0.1], [0.05, 0.05]], slope=-0.5)
+        >>> round(float(c.mean), 6)
+        1.0
+    """
+    w = np.asarray(widths, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"widths: expected a non-empty 1-D sequence of values > 0, got {widths!r}")
+    if e.ndim != 2 or e.shape[0] != w.size or e.size < 2:
+        raise ValueError(f"errors: expected ({w.size}, n_seeds) with >= 2 values, got {e.shape}")
+    if not np.all(np.isfinite(e)) or np.any(e <= 0):
+        raise ValueError("errors: must be finite and > 0")
+    if not np.isfinite(slope):
+        raise ValueError(f"slope: must be finite, got {slope!r}")
+    return mean_sem(jnp.asarray((w[:, None] ** (-slope) * e).ravel()))
+
+
+class BlockErrors(NamedTuple):
+    r"""Distance of a matrix-valued kernel :math:`\Theta_{ii'}` from :math:`K \otimes \mathrm{Id}`.
+
+    Attributes:
+        diagonal: RMS over i of ‖Θ_ii − K‖_F / ‖K‖_F.
+        offdiagonal: RMS over i ≠ i′ of ‖Θ_ii′‖_F / ‖K‖_F.
+    """
+
+    diagonal: Array
+    offdiagonal: Array
+
+
+def identity_block_errors(theta: Array, reference: Array) -> BlockErrors:
+    r"""How far a kernel with output indices is from the limit form :math:`K\,\delta_{ii'}`.
+
+    For :math:`\Theta` of shape (…, N1, N2, m, m) — outputs i, i′ of a network (or of a
+    sub-network's preactivations) — and a scalar kernel K (N1, N2):
+
+    .. math::
+
+        e_{\rm diag}^2 = \frac{1}{m}\sum_{i=1}^m \frac{\lVert \Theta_{ii} - K\rVert_F^2}
+            {\lVert K \rVert_F^2}, \qquad
+        e_{\rm off}^2 = \frac{1}{m(m-1)}\sum_{i \ne i'} \frac{\lVert \Theta_{ii'}\rVert_F^2}
+            {\lVert K \rVert_F^2},
+
+    the Frobenius norms over the inputs. Theorem 1 (and its induction hypothesis) says both
+    tend to 0, each like :math:`n^{-1/2}` when the fluctuations are of central-limit size.
+
+    Args:
+        theta: (…, N1, N2, m, m) with m ≥ 2, finite.
+        reference: K, (N1, N2), finite and nonzero.
+
+    Returns:
+        :class:`BlockErrors`, each of shape theta.shape[:-4].
+
+    Raises:
+        ValueError: naming ``theta`` (shape, m < 2, non-finite) or ``reference``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> k = jnp.ones((3, 3))
+        >>> e = identity_block_errors(k[:, :, None, None] * jnp.eye(2), k)
+        >>> float(e.diagonal), float(e.offdiagonal)
+        (0.0, 0.0)
+    """
+    th = jnp.asarray(theta)
+    ref = jnp.asarray(reference)
+    if ref.ndim != 2:
+        raise ValueError(f"reference: expected (N1, N2), got shape {ref.shape}")
+    if th.ndim < 4 or th.shape[-4:-2] != ref.shape or th.shape[-1] != th.shape[-2]:
+        raise ValueError(
+            f"theta: expected (..., {ref.shape[0]}, {ref.shape[1]}, m, m) matching reference, "
+            f"got {th.shape}"
+        )
+    m = th.shape[-1]
+    if m < 2:
+        raise ValueError(f"theta: need m >= 2 outputs for off-diagonal blocks, got m = {m}")
+    _checks.finite("theta", th)
+    _checks.finite("reference", ref)
+    norm2 = jnp.sum(jnp.square(ref))
+    if float(norm2) == 0.0:
+        raise ValueError("reference: has zero norm")
+    block2 = jnp.sum(jnp.square(th), axis=(-4, -3))                  # ‖Θ_ii′‖²_F, (…, m, m)
+    diag = jnp.diagonal(th, axis1=-2, axis2=-1)                        # (…, N1, N2, m)
+    ref_b = jnp.broadcast_to(ref[..., None], diag.shape)
+    diag2 = jnp.sum(jnp.square(diag - ref_b), axis=(-3, -2))          # (…, m)
+    off2 = jnp.sum(block2, axis=(-2, -1)) - jnp.sum(jnp.diagonal(block2, axis1=-2, axis2=-1), -1)
+    return BlockErrors(
+        jnp.sqrt(jnp.mean(diag2, axis=-1) / norm2),
+        jnp.sqrt(off2 / (m * (m - 1)) / norm2),
+    )
+
+
+def kernel_projection(estimate: Array, reference: Array) -> Array:
+    r"""The coefficient of an estimated kernel along the reference kernel.
+
+    .. math::
+
+        c = \frac{\langle \hat K, K\rangle_F}{\lVert K \rVert_F^2}, \qquad
+        \langle A, B\rangle_F = \sum_{ij} A_{ij} B_{ij},
+
+    equal to 1 when :math:`\hat K = K`, and to 1 + ε when :math:`K` is off by a factor
+    (1 + ε)⁻¹. Over draws of a random kernel whose mean is K, :func:`z_scores` of c against 1
+    tests the mean: a test of the limit itself rather than of a rate.
+
+    Args:
+        estimate: (…, N1, N2), e.g. the kernels of S seeds.
+        reference: K, (N1, N2), nonzero.
+
+    Returns:
+        c of shape estimate.shape[:-2].
+
+    Raises:
+        ValueError: naming ``estimate`` or ``reference``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(kernel_projection(2 * jnp.eye(3), jnp.eye(3)))
+        2.0
+    """
+    ref = jnp.asarray(reference)
+    est = jnp.asarray(estimate)
+    if ref.ndim != 2 or est.ndim < 2 or est.shape[-2:] != ref.shape:
+        raise ValueError(
+            f"estimate: expected (..., N1, N2) matching reference {ref.shape}, got {est.shape}"
+        )
+    _checks.finite("estimate", est)
+    _checks.finite("reference", ref)
+    norm2 = jnp.sum(jnp.square(ref))
+    if float(norm2) == 0.0:
+        raise ValueError("reference: has zero norm")
+    return jnp.sum(est * jnp.broadcast_to(ref, est.shape), axis=(-2, -1)) / norm2
+
+
+def kurtosis_constant(
+    activation: str | Callable[[Array], Array], *, variance: float = 1.0, beta: float = 0.0,
+    points: int = 100,
+) -> float:
+    r"""n · (excess kurtosis) of one hidden layer's output, exact at every width n.
+
+    For :math:`f = n^{-1/2}\sum_{i=1}^n w_i\,\sigma(h_i) + \beta b` with :math:`w_i, b` standard
+    Gaussian and :math:`h_i \sim \mathcal N(0, v)`, all independent (a network of depth 2 at one
+    input, v = Σ^{(1)}(x, x)), fourth cumulants add and
+    :math:`\mathbb E[w^4] = 3`, so
+
+    .. math::
+
+        n\,\kappa(f) = \frac{3\,\mathbb E[\sigma(h)^4] - 3\,\mathbb E[\sigma(h)^2]^2}
+            {\big(\mathbb E[\sigma(h)^2] + \beta^2\big)^2},
+
+    15 for the ReLU with β = 0. The moments come from the half-range Gauss rule for
+    :math:`|z|`, :math:`z \sim \mathcal N(0, 1)` (generalised Gauss–Laguerre in :math:`t = z^2/2`,
+    α = −1/2), applied to :math:`\sigma(\sqrt v\,|z|)` and :math:`\sigma(-\sqrt v\,|z|)`
+    separately: exact for σ polynomial on each half-line (ReLU, abs), fast for smooth σ.
+
+    Args:
+        activation: a name or JAX function, as in :func:`ntkbook.activations.get`.
+        variance: v > 0.
+        beta: β ≥ 0.
+        points: quadrature nodes, 2 … 300 (the rule's weights underflow beyond).
+
+    Returns:
+        n κ as a float.
+
+    Raises:
+        ValueError: naming ``activation``, ``variance``, ``beta`` or ``points``.
+
+    Example:
+        >>> round(kurtosis_constant("relu"), 3)
+        15.0
+    """
+    from . import activations
+
+    act = activations.get(activation)
+    v = _checks.positive("variance", variance)
+    b = _checks.nonnegative("beta", beta)
+    points = _checks.positive_int("points", points, minimum=2)
+    if points > 300:
+        raise ValueError(f"points: at most 300 (the Laguerre weights underflow), got {points}")
+    from scipy.special import roots_genlaguerre
+
+    t, w = roots_genlaguerre(points, -0.5)
+    r = np.sqrt(2.0 * v * t)
+    w = w / np.sqrt(np.pi)  # E[g(|z|)] = Σ w_k g(√(2 t_k)) / √π
+    both = np.asarray(act(jnp.asarray(np.concatenate([r, -r]))), dtype=float)
+    m2, m4 = (float(np.sum(np.tile(w, 2) * both**k) / 2.0) for k in (2, 4))
+    if m2 == 0.0:
+        raise ValueError(f"activation: E[sigma(h)^2] = 0 for {act.name}")
+    return float((3.0 * m4 - 3.0 * m2**2) / (m2 + b**2) ** 2)

@@ -679,3 +679,48 @@ def _inline_svg() -> bool:
 
 
 _inline_svg()
+def share_y(axes: Sequence[Axes] | np.ndarray, *, pad: float = 0.05) -> None:
+    r"""Give panels meant to be compared one y-axis that shows all of their data.
+
+    ``Axes.sharey`` alone keeps the limits of the axes shared *with*, so data of the other panels
+    outside that range is cut off. This joins the y-axes and sets the common range to the union
+    :math:`[y_{\min}, y_{\max}]` of every panel's data, widened by ``pad`` of the span (in
+    :math:`\log_{10} y` on log axes).
+
+    Args:
+        axes: two or more axes with the same y-scale, already drawn on.
+        pad: relative margin ≥ 0 on each side.
+
+    Raises:
+        ValueError: naming ``axes`` (fewer than two, mixed scales, no finite data) or ``pad``.
+    """
+    flat = list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(flat) < 2:
+        raise ValueError(f"axes: need at least two axes to share, got {len(flat)}")
+    pad = _checks.nonnegative("pad", pad)
+    scales = {ax.get_yscale() for ax in flat}
+    if len(scales) != 1:
+        raise ValueError(f"axes: mixed y-scales {sorted(scales)}")
+    log = scales == {"log"}
+    lows, highs = [], []
+    for ax in flat:
+        ax.relim()
+        lim = ax.dataLim
+        if np.isfinite(lim.y0) and np.isfinite(lim.y1):
+            lows.append(lim.y0)
+            highs.append(lim.y1)
+    if not lows:
+        raise ValueError("axes: no finite data to span")
+    lo, hi = min(lows), max(highs)
+    if log:
+        if lo <= 0:
+            raise ValueError("axes: log y-axes with data <= 0")
+        a, b = np.log10(lo), np.log10(hi)
+        span = max(b - a, 1e-12)
+        lo, hi = 10 ** (a - pad * span), 10 ** (b + pad * span)
+    else:
+        span = max(hi - lo, 1e-12)
+        lo, hi = lo - pad * span, hi + pad * span
+    for ax in flat[1:]:
+        ax.sharey(flat[0])
+    flat[0].set_ylim(lo, hi)

@@ -117,6 +117,12 @@ def test_layer_split_and_subnetworks() -> None:
     pre2 = lambda p, x: networks.forward(net, p, x).pre[1]  # noqa: E731
     ref2 = jnp.trace(_explicit_ntk(pre2, params, X1, X2), axis1=2, axis2=3) / 4
     assert _rel(empirical.subnetwork_ntk(net, params, X1, X2, layer=2), ref2) < TIGHT
+    # untraced: every Θ^(2)_{ii′}, and Θ^(1)_{ii′} = Σ^(1) δ_{ii′} exactly
+    full2 = empirical.subnetwork_ntk(net, params, X1, X2, layer=2, traced=False)
+    assert full2.shape == (X1.shape[0], X2.shape[0], 4, 4)
+    assert _rel(full2, _explicit_ntk(pre2, params, X1, X2)) < TIGHT
+    full1 = empirical.subnetwork_ntk(net, params, X1, X2, layer=1, traced=False)
+    assert _rel(full1, sub1[:, :, None, None] * jnp.eye(full1.shape[-1])[None, None]) < TIGHT
 
 
 def _toy_model(p: dict, x: jax.Array) -> jax.Array:
