@@ -112,3 +112,52 @@ def float_dtype(name: str, dtype: object) -> jnp.dtype:
     if not jnp.issubdtype(dt, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {dt}")
     return dt
+
+
+def inputs(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
+    """:func:`matrix`, refusing besides complex and half-precision arrays and n_0 = 0 features.
+
+    float16 and bfloat16 are refused rather than silently promoted: the kernels' arc-cosines
+    and series have no accuracy left at 3 decimal digits.
+    """
+    raw = x if hasattr(x, "dtype") else np.asarray(x)
+    kind = jnp.dtype(raw.dtype)  # type: ignore[union-attr]
+    if jnp.issubdtype(kind, jnp.complexfloating):
+        raise ValueError(f"{name}: complex inputs are not supported, got dtype {kind}")
+    if jnp.issubdtype(kind, jnp.floating) and jnp.finfo(kind).bits < 32:
+        raise ValueError(
+            f"{name}: dtype {kind} is not supported; cast to float32 or float64 "
+            "(half precision leaves the kernels no accurate digit)"
+        )
+    arr = matrix(name, x, n_features=n_features)
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: n_0 = 0 features (shape {arr.shape}); need n_0 >= 1")
+    return arr
+
+
+def real_scalar(name: str, value: object) -> jax.Array:
+    """``value`` as a 0-d real array (a float, a NumPy or JAX scalar, possibly traced), or raise
+    ``ValueError`` naming ``name`` for arrays with more elements, complex or non-numbers."""
+    try:
+        arr = jnp.asarray(value)
+    except TypeError:
+        raise ValueError(f"{name}: expected a real scalar, got {value!r}") from None
+    if arr.shape != ():
+        raise ValueError(f"{name}: expected a scalar, got an array of shape {arr.shape}")
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"{name}: expected a real scalar, got dtype {arr.dtype}")
+    return arr
+
+
+def concrete_value(x: jax.Array) -> float | None:
+    """The float value of a scalar, also under ``jax.grad``/``jvp`` (whose tracers carry their
+    primal value); ``None`` inside ``jit``/``vmap``, where there is no value yet."""
+    if is_concrete(x):
+        return float(x)
+    try:
+        from jax._src import core  # the primal of a differentiation tracer; no public API
+
+        value = core.to_concrete_value(x)
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
+        return None
+    return None if value is None else float(value)

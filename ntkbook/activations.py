@@ -301,6 +301,27 @@ def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
     return 2.0 / jnp.pi * arcsin(arg), 4.0 / jnp.pi / jnp.sqrt(det)
 
 
+def _sin_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""For σ = sin, σ̇ = cos, from E[cos(u ∓ v)] = exp(−(k11 + k22 ∓ 2k12)/2):
+
+    .. math::
+
+        E[\sin u \sin v] = e^{-(k_{11}+k_{22})/2}\sinh k_{12}, \qquad
+        E[\cos u \cos v] = e^{-(k_{11}+k_{22})/2}\cosh k_{12},
+
+    each evaluated as a sum of exp(±k12 − (k11 + k22)/2) ≤ 1, which cannot overflow.
+    """
+    half = 0.5 * (k11 + k22)
+    plus, minus = jnp.exp(k12 - half), jnp.exp(-k12 - half)
+    return 0.5 * (plus - minus), 0.5 * (plus + minus)
+
+
+def _square_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""For σ(z) = z², σ̇ = 2z (Isserlis): :math:`E[u^2 v^2] = k_{11}k_{22} + 2k_{12}^2`,
+    :math:`E[4uv] = 4k_{12}`."""
+    return k11 * k22 + 2.0 * k12 * k12, 4.0 * k12
+
+
 def _relu_dot(z: Array) -> Array:
     return (z > 0).astype(jnp.result_type(z, float))
 
@@ -325,8 +346,9 @@ _REGISTRY: dict[str, Activation] = {
     "tanh": Activation("tanh", jnp.tanh, lambda z: 1.0 - jnp.square(jnp.tanh(z))),
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),
     "gelu": from_function(lambda z: jax.nn.gelu(z, approximate=False), name="gelu"),
-    "sin": Activation("sin", jnp.sin, jnp.cos),
-    "square": Activation("square", jnp.square, lambda z: 2.0 * z),
+    "sin": Activation("sin", jnp.sin, jnp.cos, expectation=_sin_expectation),
+    "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
+    "gelu_tanh": from_function(jax.nn.gelu, name="gelu_tanh"),
 }
 _ALIASES = {"linear": "identity", "none": "identity", "x2": "square"}
 
@@ -337,7 +359,17 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
     """Resolve ``activation`` — a name, a JAX function, or an :class:`Activation`.
 
     Known names: ``relu``, ``erf``, ``identity`` (alias ``linear``), ``abs``, ``tanh``,
-    ``softplus``, ``gelu``, ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+    ``softplus``, ``gelu`` (exact, with Φ), ``gelu_tanh`` (the tanh approximation, the default of
+    ``jax.nn.gelu``), ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+
+    A callable is first matched *by identity* against well-known JAX functions
+    (:func:`recognise`): ``jax.nn.relu``, ``jnp.abs``, ``jnp.tanh``, ``jax.scipy.special.erf``,
+    ``jax.nn.softplus``, ``jax.nn.gelu`` (either form, also as a ``functools.partial``),
+    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity`` and ``jax.nn.leaky_relu`` (any
+    ``negative_slope``), so that they get their closed form and their kink flag. Any other
+    callable becomes :func:`from_function` (σ̇ by autodiff, ``kinked=False``); the automatic
+    rule of :mod:`ntkbook.limits` then checks numerically how fast its Hermite coefficients
+    decay, which exposes a kink.
 
     Raises:
         ValueError: naming ``activation`` if the name is unknown or the object is not callable.
@@ -352,4 +384,64 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
                 "(or pass a JAX function, or ntkbook.activations.leaky_relu(slope))"
             )
         return _REGISTRY[key]
-    return from_function(activation)
+    known = recognise(activation)
+    return known if known is not None else from_function(activation)
+
+
+def _known_functions() -> tuple[tuple[object, str], ...]:
+    """(JAX function, registry name) pairs recognised by identity in :func:`recognise`."""
+    pairs = [
+        (jax.nn.relu, "relu"),
+        (jnp.abs, "abs"),
+        (jnp.absolute, "abs"),
+        (jnp.tanh, "tanh"),
+        (jax.nn.tanh, "tanh"),
+        (jax.scipy.special.erf, "erf"),
+        (jax.lax.erf, "erf"),
+        (jax.nn.softplus, "softplus"),
+        (jnp.sin, "sin"),
+        (jnp.square, "square"),
+        (jax.nn.identity, "identity"),
+    ]
+    return tuple(pairs)
+
+
+_KNOWN = _known_functions()
+
+
+def recognise(fn: object) -> Activation | None:
+    """The registry's :class:`Activation` for a well-known JAX function, or ``None``.
+
+    Matching is by identity (``fn is jax.nn.relu``), never by name or by sampling values.
+    ``functools.partial`` objects with keyword arguments only are unwrapped:
+    ``partial(jax.nn.gelu, approximate=False)`` is ``"gelu"``, ``jax.nn.gelu`` and
+    ``partial(jax.nn.gelu, approximate=True)`` are ``"gelu_tanh"``, and
+    ``partial(jax.nn.leaky_relu, negative_slope=a)`` is :func:`leaky_relu` (a)
+    (``jax.nn.leaky_relu`` itself: a = 0.01, JAX's default).
+
+    Example:
+        >>> import functools, jax
+        >>> recognise(functools.partial(jax.nn.gelu, approximate=False)).name
+        'gelu'
+        >>> recognise(lambda z: z) is None
+        True
+    """
+    target, keywords = fn, {}
+    if isinstance(fn, functools.partial):
+        if fn.args:
+            return None
+        target, keywords = fn.func, dict(fn.keywords)
+    if target is jax.nn.gelu:
+        approximate = keywords.pop("approximate", True)
+        if keywords or not isinstance(approximate, bool):
+            return None
+        return _REGISTRY["gelu_tanh" if approximate else "gelu"]
+    if target is jax.nn.leaky_relu:
+        slope = keywords.pop("negative_slope", 0.01)
+        return None if keywords else leaky_relu(float(slope))
+    if keywords:
+        return None
+    for known, name in _KNOWN:
+        if target is known:
+            return _REGISTRY[name]
+    return None

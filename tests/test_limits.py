@@ -5,7 +5,10 @@ adaptive quadrature in float64, Monte Carlo over wide networks (ntkbook.networks
 plain JAX network. Each tolerance says where it comes from.
 """
 
+import functools
+import inspect
 import math
+import warnings
 
 import hypothesis.extra.numpy as hnp
 import jax
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate
+from scipy import integrate, special
 
 import ntkbook
 from ntkbook import limits, networks
@@ -58,7 +61,13 @@ def test_erf_closed_form_matches_mehler_series_every_layer():
 def test_polar_rule_beats_tensor_gauss_hermite_on_relu():
     k11, k12, k22 = np.array([1.0]), np.array([0.3]), np.array([2.0])
     exact = limits.expectation(k11, k12, k22, activation="relu")
-    tensor = limits.expectation(k11, k12, k22, activation="relu", quadrature="hermite", points=25)
+    # the registry's relu refuses "hermite" (test_kinked_activation_refuses_hermite_rules); a
+    # copy that does not declare its kink takes it, with a warning naming the points
+    undeclared = Activation("relu-undeclared", jax.nn.relu, get("relu").sigma_dot)
+    with pytest.warns(UserWarning, match="^points: 25 hermite points"):
+        tensor = limits.expectation(
+            k11, k12, k22, activation=undeclared, quadrature="hermite", points=25
+        )
     polar = limits.expectation(k11, k12, k22, activation="relu", quadrature="polar", points=8)
     err_tensor = max(rel_err(a, b) for a, b in zip(tensor, exact, strict=True))
     err_polar = max(rel_err(a, b) for a, b in zip(polar, exact, strict=True))
@@ -332,10 +341,10 @@ def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, 
     act = leaky_relu(0.2) if name == "leaky" else get(name)
     n = 512
     x = jnp.asarray(RNG.normal(size=(n, 8)), dtype)
-    cfg = limits._Config(4, act, "closed", 0)
+    cfg = limits._Config(4, act, (limits._Rule("closed"),) * 3)
     sigma_w, beta = jnp.asarray(1.0, dtype), jnp.asarray(0.1, dtype)
     compiled = limits._full.lower(
-        x, x, sigma_w, beta, cfg=cfg, which=which, block_size=n, symmetric=True
+        x, x, sigma_w, beta, (None,), cfg=cfg, which=which, block_size=n, symmetric=True
     ).compile()
     memory = compiled.memory_analysis()
     matrix = n * n * jnp.dtype(dtype).itemsize
@@ -403,8 +412,14 @@ def test_bad_input_raises_value_error_naming_argument(kwargs, name):
         limits.kernels(**kwargs)
 
 
-def test_nngp_ntk_reject_unknown_option():
-    with pytest.raises(ValueError, match="^bogus"):
+def test_nngp_ntk_have_explicit_keyword_only_signatures():
+    # help() shows every option; an unknown one is Python's own TypeError naming it
+    for fn in (limits.kernels, limits.nngp, limits.ntk, limits.standard_ntk):
+        params = inspect.signature(fn).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), fn
+        for name in ("activation", "beta", "sigma_w", "quadrature", "points", "block_size"):
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (fn, name)
+    with pytest.raises(TypeError, match="bogus"):
         ntkbook.ntk(X, depth=2, bogus=1)
 
 
