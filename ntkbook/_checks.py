@@ -6,6 +6,7 @@ public functions validate before they enter compiled code.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -28,20 +29,25 @@ def finite(name: str, x: jax.Array | np.ndarray) -> None:
         raise ValueError(f"{name}: contains NaN or inf")
 
 
-def matrix(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
+def matrix(
+    name: str, x: object, *, n_features: int | None = None, width_name: str = "n_0"
+) -> jax.Array:
     """Return ``x`` as a 2-D float array (N, n_features), checking shape and finiteness.
 
     Args:
         name: the argument's name, for the error message.
         x: array-like of shape (N, d); a 1-D array is *not* silently promoted.
         n_features: the required second dimension, if fixed.
+        width_name: the notes' symbol of the second dimension, for the message (``n_0`` for
+            inputs, ``n_L`` for outputs and targets).
     """
     arr = jnp.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (N, n_0), got shape {arr.shape}")
+        raise ValueError(f"{name}: expected a 2-D array (N, {width_name}), got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
-            f"{name}: expected {n_features} features (second dimension), got shape {arr.shape}"
+            f"{name}: expected {width_name} = {n_features} columns (second dimension), got "
+            f"shape {arr.shape}"
         )
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
@@ -161,3 +167,18 @@ def concrete_value(x: jax.Array) -> float | None:
     except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
         return None
     return None if value is None else float(value)
+
+
+def renamed(new: str, value: object, old: str, old_value: object) -> object:
+    """The value of option ``new``, accepting its deprecated former name ``old`` (with a
+    ``DeprecationWarning``); both given is a ``ValueError`` naming ``old``."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ValueError(f"{old}: deprecated alias of {new}; pass only {new}")
+    warnings.warn(
+        f"{old} is deprecated; use {new} (one name for rows per block across ntkbook)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value

@@ -1,11 +1,12 @@
-"""Nonlinearities σ and their derivatives σ̇ (notes §3, §4).
+r"""Nonlinearities σ and their derivatives :math:`\dot\sigma` (notes §3, §4).
 
 An :class:`Activation` bundles the pointwise nonlinearity ``sigma`` (σ), its derivative
-``sigma_dot`` (σ̇), and — where one exists — a closed form for the Gaussian expectations that
+``sigma_dot`` (:math:`\dot\sigma`), and — where one exists — a closed form for the Gaussian
+expectations that
 the infinite-width recursions need (see :mod:`ntkbook.limits`).
 
 Activations are looked up by name with :func:`get`, or built from any JAX-differentiable
-function with :func:`from_function` (σ̇ then comes from autodiff).
+function with :func:`from_function` (:math:`\dot\sigma` then comes from autodiff).
 """
 
 from __future__ import annotations
@@ -26,15 +27,17 @@ Expectation = Callable[[Array, Array, Array], tuple[Array, Array]]
 
 @dataclass(frozen=True)
 class Activation:
-    """A pointwise nonlinearity σ with its derivative σ̇.
+    r"""A pointwise nonlinearity σ with its derivative :math:`\dot\sigma`.
 
     Attributes:
         name: a short name, used in error messages, plots and cache keys.
         sigma: σ, applied elementwise.
-        sigma_dot: σ̇ = dσ/dz, applied elementwise (a.e. derivative for kinked σ).
-        kinked: True when σ̇ is discontinuous at 0 (ReLU, abs, leaky ReLU): the quadrature of
+        sigma_dot: :math:`\dot\sigma = d\sigma/dz`, applied elementwise (a.e. derivative for
+            kinked σ).
+        kinked: True when :math:`\dot\sigma` is discontinuous at 0 (ReLU, abs, leaky ReLU):
+            the quadrature of
             :mod:`ntkbook.limits` then splits its integration domain at the kink.
-        expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ̇(u)σ̇(v)])``
+        expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ'(u)σ'(v)])``
             for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise over broadcastable
             arrays; ``None`` means :mod:`ntkbook.limits` integrates numerically.
     """
@@ -62,12 +65,12 @@ def _elementwise_grad(fn: ArrayFn) -> ArrayFn:
 
 
 def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False) -> Activation:
-    """Wrap a JAX function σ as an :class:`Activation`, with σ̇ from ``jax.grad``.
+    r"""Wrap a JAX function σ as an :class:`Activation`, with :math:`\dot\sigma` from ``jax.grad``.
 
     Args:
         fn: an elementwise, JAX-traceable function of one array.
         name: a name for plots and messages (default: ``fn.__name__``).
-        kinked: set True if σ̇ jumps at 0 (selects the kink-aware quadrature of
+        kinked: set True if :math:`\dot\sigma` jumps at 0 (selects the kink-aware quadrature of
             :mod:`ntkbook.limits`).
 
     Returns:
@@ -105,7 +108,7 @@ def leaky_relu(slope: float) -> Activation:
     .. math::
 
         E[σ(u)σ(v)] = a k_{12} + (1-a)^2 J_{relu}, \qquad
-        E[σ̇(u)σ̇(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
+        E[\dot σ(u)\dot σ(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
 
     ``a = 0`` is ReLU, ``a = −1`` is abs(z), ``a = 1`` the identity.
     """
@@ -150,7 +153,8 @@ def angle(rho: Array) -> tuple[Array, Array]:
     XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
     with :math:`a = |ρ|`:
 
-    - float32: the polynomial of Abramowitz & Stegun 4.4.46, arccos a = √(1−a) Σ_i c_i a^i
+    - float32: the polynomial of Abramowitz & Stegun 4.4.46,
+      :math:`\arccos a = \sqrt{1-a} \sum_i c_i a^i`
       (error ≤ 2e-8, below float32 rounding), and sin θ = √(1−a) √(1+a);
     - float64: arccos a = √(1−a) g(a), g analytic on [0, 1] (its singularity is at a = −1), as
       a degree-18 polynomial in 2a − 1 fitted at import (:func:`_arccos_factor_coefficients`;
@@ -158,7 +162,8 @@ def angle(rho: Array) -> tuple[Array, Array]:
 
     then θ = π − arccos a for ρ < 0. Where 1 − a ≤ ``_SNAP_ULPS`` units of roundoff (or a > 1),
     ρ counts as ±1, so θ = 0 or π: there ρ is ±1 up to rounding (ρ(x, x) comes out as
-    1 − 2^{-23} or so, its numerator and denominator being computed by different arithmetic),
+    :math:`1 - 2^{-23}` or so, its numerator and denominator being computed by different
+    arithmetic),
     and arccos would turn a few ulps into an angle of √ulps (3e-4 in float32).
 
     The forward pass has no guards (it is the inner loop of the ReLU kernels); the derivatives
@@ -266,7 +271,7 @@ def _relu_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]
     .. math::
 
         E[σ(u)σ(v)] = \frac{\sqrt{k_{11}k_{22}}}{2π}\big(\sin θ + (π - θ)\cos θ\big), \qquad
-        E[σ̇(u)σ̇(v)] = \frac{π - θ}{2π}, \qquad \cos θ = ρ.
+        E[\dot σ(u)\dot σ(v)] = \frac{π - θ}{2π}, \qquad \cos θ = ρ.
     """
     s, rho = correlation(k11, k12, k22)
     theta, sin = angle(rho)
@@ -289,7 +294,7 @@ def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
     .. math::
 
         E[σ(u)σ(v)] = \frac{2}{π}\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}},\qquad
-        E[σ̇(u)σ̇(v)] = \frac{4}{π}\big((1+2k_{11})(1+2k_{22}) - 4k_{12}^2\big)^{-1/2}.
+        E[\dot σ(u)\dot σ(v)] = \frac{4}{π}\big((1+2k_{11})(1+2k_{22}) - 4k_{12}^2\big)^{-1/2}.
 
     The determinant is evaluated as 1 + 2(k11 + k22) + 4 max(k11 k22 − k12², 0) ≥ 1, so
     rounding cannot make it vanish.
@@ -356,7 +361,7 @@ NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
 
 def get(activation: str | ArrayFn | Activation) -> Activation:
-    """Resolve ``activation`` — a name, a JAX function, or an :class:`Activation`.
+    r"""Resolve ``activation`` — a name, a JAX function, or an :class:`Activation`.
 
     Known names: ``relu``, ``erf``, ``identity`` (alias ``linear``), ``abs``, ``tanh``,
     ``softplus``, ``gelu`` (exact, with Φ), ``gelu_tanh`` (the tanh approximation, the default of
@@ -367,7 +372,8 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
     ``jax.nn.softplus``, ``jax.nn.gelu`` (either form, also as a ``functools.partial``),
     ``jnp.sin``, ``jnp.square``, ``jax.nn.identity`` and ``jax.nn.leaky_relu`` (any
     ``negative_slope``), so that they get their closed form and their kink flag. Any other
-    callable becomes :func:`from_function` (σ̇ by autodiff, ``kinked=False``); the automatic
+    callable becomes :func:`from_function` (:math:`\dot\sigma` by autodiff,
+    ``kinked=False``); the automatic
     rule of :mod:`ntkbook.limits` then checks numerically how fast its Hermite coefficients
     decay, which exposes a kink.
 
