@@ -40,6 +40,9 @@ class Activation:
         expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ'(u)σ'(v)])``
             for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise over broadcastable
             arrays; ``None`` means :mod:`ntkbook.limits` integrates numerically.
+        homogeneous: True when σ(cz) = c σ(z) for c > 0 (ReLU, leaky ReLU, abs, identity):
+            with β = 0 the kernels then scale as :math:`\lVert x\rVert \lVert x'\rVert`, which
+            :mod:`ntkbook.limits` uses to stay exact for huge or tiny inputs in float32.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Activation:
     sigma_dot: ArrayFn
     kinked: bool = False
     expectation: Expectation | None = None
+    homogeneous: bool = False
 
     def __call__(self, z: Array) -> Array:
         return self.sigma(z)
@@ -119,6 +123,7 @@ def leaky_relu(slope: float) -> Activation:
         lambda z: jnp.where(z > 0, 1.0, a).astype(jnp.result_type(z, float)),
         kinked=True,
         expectation=functools.partial(_leaky_relu_expectation, a),
+        homogeneous=True,
     )
 
 
@@ -336,17 +341,22 @@ def _erf_dot(z: Array) -> Array:
 
 
 _REGISTRY: dict[str, Activation] = {
-    "relu": Activation("relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation),
+    "relu": Activation(
+        "relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation,
+        homogeneous=True,
+    ),  # fmt: skip
     "erf": Activation("erf", jax.scipy.special.erf, _erf_dot, expectation=_erf_expectation),
     "identity": Activation(
-        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation
-    ),
+        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation,
+        homogeneous=True,
+    ),  # fmt: skip
     "abs": Activation(
         "abs",
         jnp.abs,
         jnp.sign,
         kinked=True,
         expectation=functools.partial(_leaky_relu_expectation, -1.0),
+        homogeneous=True,
     ),
     "tanh": Activation("tanh", jnp.tanh, lambda z: 1.0 - jnp.square(jnp.tanh(z))),
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),

@@ -1066,6 +1066,19 @@ def _compute(
             "all accuracy); compute in float32 or float64 and cast the result"
         )
     xs = [x for x in (x1, x2) if x is not None]
+    if act.homogeneous and beta_v == 0.0 and sigma_w_v is not None and jnp.finfo(dt).bits <= 32:
+        scaled = _homogeneous_scales(act, xs, sigma_w_v, cfg_depth)
+        if scaled is not None:
+            norms, unit = scaled
+            with warnings.catch_warnings():  # the depth warning was given for these inputs
+                warnings.simplefilter("ignore")
+                out = _compute(
+                    unit[0], unit[1] if x2 is not None else None, depth=depth,
+                    activation=act, beta=beta, sigma_w=sigma_w, diagonal=diagonal,
+                    quadrature=quadrature, points=points, block_size=block_size, dtype=dt,
+                    which=which,
+                )  # fmt: skip
+            return _rescale(out, norms, diagonal=diagonal, dtype=dt)
     samples = _variance_samples(xs, sigma_w_v, beta_v) if method != "closed" else None
     rules = _rules(act, method, n, samples, cfg_depth, sigma_w_v, beta_v, dt)
     cfg = _Config(cfg_depth, act, rules)
@@ -1306,3 +1319,77 @@ def _layer_indices(layers: Sequence[int] | None, depth: int) -> tuple[int, ...]:
             f"layers: each must be in 1 … {depth} or −{depth} … −1 (the depth); got {layers!r}"
         )
     return tuple(sorted({layer - 1 if layer > 0 else depth + layer for layer in items}))
+
+
+# ---------------------------------------------------------------------------- extreme scales
+
+
+@jax.jit
+def _extent(x: Array) -> tuple[Array, Array]:
+    """The largest entry in absolute value, and the smallest nonzero row maximum."""
+    rows = jnp.max(jnp.abs(x), axis=1)
+    return jnp.max(rows), jnp.min(jnp.where(rows > 0, rows, jnp.inf))
+
+
+_SAFE_EXTENT = 1e15  # float32 Gram entries up to n_0·1e30 < 3.4e38 and down to 1e-30 > 1.2e-38
+
+
+def _homogeneous_scales(
+    act: Activation, xs: Sequence[Array], sigma_w: float, depth: int
+) -> tuple[list[np.ndarray], list[Array]] | None:
+    r"""For a positively homogeneous σ with β = 0 in float32: warn when a depth makes
+    :math:`\Sigma^{(L)}(x, x)` underflow (or overflow), and, when an input is beyond
+    ``_SAFE_EXTENT`` (its Gram entries would overflow or underflow), the row norms and the
+    normalised inputs. With β = 0 every :math:`\Sigma^{(l)}` and :math:`\Theta^{(l)}` is
+    homogeneous of degree 1 in each argument and :math:`\dot\Sigma^{(l)}` of degree 0, so the
+    kernels are those of the unit inputs times :math:`\lVert x\rVert \lVert x'\rVert`.
+    """
+    if not all(_checks.is_concrete(x) for x in xs):
+        return None
+    extents = [tuple(float(v) for v in _extent(x)) for x in xs]
+    big = max(e[0] for e in extents) * sigma_w > _SAFE_EXTENT
+    small = min(e[1] for e in extents) * sigma_w < 1 / _SAFE_EXTENT
+    one = jnp.ones(())
+    gain = sigma_w**2 * float(act.expectation(one, one, one)[0])  # type: ignore[misc]
+    shrink = (depth - 1) * math.log2(gain) if gain > 0 else -math.inf
+    if not (big or small or abs(shrink) > 60):
+        return None
+    norms = [np.sqrt(np.sum(np.square(np.asarray(x, np.float64)), axis=1)) for x in xs]
+    positive = [n[n > 0] for n in norms]
+    if all(p.size for p in positive):  # the output's scale σ_w² |x| |x'| / n_0 · gain^(L−1)
+        a, b = positive[0], positive[-1]
+        unit = math.log2(sigma_w**2 / xs[0].shape[1]) + shrink
+        low = math.log2(a.min()) + math.log2(b.min()) + unit
+        high = math.log2(a.max()) + math.log2(b.max()) + unit
+        tiny, huge = math.log2(np.finfo(np.float32).tiny), math.log2(np.finfo(np.float32).max)
+        if low < tiny or high > huge:
+            reach = low if low < tiny else high
+            name = "depth" if abs(shrink) > 60 else "x1"
+            warnings.warn(
+                f"{name}: in float32, the kernels of {act.name!r} reach 2^{reach:.0f} "
+                f"at depth {depth} (σ_w² E[σ(z)²] = {gain:.3g} per layer, β = 0), beyond the "
+                "float32 range, so kernels underflow to 0 or overflow; compute in float64",
+                UserWarning,
+                stacklevel=4,
+            )
+    if not (big or small):
+        return None
+    unit = [
+        x / jnp.asarray(np.where(n > 0, n, 1.0)[:, None], x.dtype)
+        for x, n in zip(xs, norms, strict=True)
+    ]
+    return norms, unit
+
+
+def _rescale(
+    out: Kernels | Array, norms: list[np.ndarray], *, diagonal: bool, dtype: jnp.dtype
+) -> Kernels | Array:
+    r"""Multiply kernels of unit inputs by :math:`\lVert x\rVert \lVert x'\rVert` (computed in
+    float64, so that 1e20 × 1e−20 is 1); :math:`\dot\Sigma` is unchanged."""
+    n1, n2 = norms[0], norms[-1]
+    scale = n1 * n2 if diagonal else np.outer(n1, n2)
+    with np.errstate(over="ignore"):
+        factor = jnp.asarray(scale.astype(np.dtype(dtype)), dtype)
+    if isinstance(out, Kernels):
+        return Kernels(out.sigma * factor[None], out.sigma_dot, out.theta * factor[None])
+    return out * factor

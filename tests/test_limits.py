@@ -740,3 +740,32 @@ def test_gradient_of_gp_log_likelihood_under_jit():
 def test_more_bad_inputs_raise_value_error_naming_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"^{name}"):
         limits.kernels(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "identity"])
+def test_homogeneous_kernels_stay_exact_for_huge_and_tiny_float32_inputs(name):
+    # With β = 0, Σ and Θ scale as |x||x'| (Σ̇ not at all). The Gram matrix of inputs of norm
+    # 1e±20 over- or underflows float32 (1e40, 1e-40); the kernels of unit inputs times the
+    # norms (taken in float64) stay exact where the result itself is representable.
+    x = RNG.normal(size=(4, 3))
+    scale = np.array([[1e20], [1e-20], [1e17], [1e-17]])
+    big = (x * scale).astype(np.float32)
+    want = limits.kernels(x, depth=3, activation=name)
+    got = limits.kernels(big[:2], big[2:], depth=3, activation=name)
+    outer = scale[:2] * scale[2:].T
+    for field, factor in ((0, outer), (1, 1.0), (2, outer)):
+        ratio = np.asarray(got[field], np.float64) / (np.asarray(want[field])[:, :2, 2:] * factor)
+        assert np.all(np.abs(ratio[1:] - 1) < 1e-5), (field, ratio)  # float32 rounding
+    diag = limits.ntk(big[2:], depth=3, activation=name, diagonal=True)  # 1e34 and 1e-34
+    ref = np.asarray(limits.ntk(x[2:], depth=3, activation=name, diagonal=True)) * scale[2:, 0] ** 2
+    np.testing.assert_allclose(np.asarray(diag, np.float64), ref, rtol=1e-5)
+
+
+def test_float32_depth_that_underflows_warns_naming_depth():
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    with pytest.warns(UserWarning, match="^depth: in float32, the kernels of 'relu' reach 2"):
+        limits.ntk(x, depth=200)  # Σ halves per layer: 2^-199
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limits.ntk(x, depth=100)  # 2^-99: still a normal float32
+        limits.ntk(x.astype(np.float64), depth=200)  # float64 is not checked (2^-1022)
