@@ -332,6 +332,13 @@ def _square_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Arra
     return k11 * k22 + 2.0 * k12 * k12, 4.0 * k12
 
 
+def _gelu_dot(z: Array) -> Array:
+    """d/dz z Φ(z) = Φ(z) + z φ(z) (written out: autodiff through ``vmap(grad)`` is slower)."""
+    return 0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * jnp.exp(
+        -0.5 * z * z
+    ) / math.sqrt(2.0 * math.pi)
+
+
 def _relu_dot(z: Array) -> Array:
     return (z > 0).astype(jnp.result_type(z, float))
 
@@ -360,7 +367,7 @@ _REGISTRY: dict[str, Activation] = {
     ),
     "tanh": Activation("tanh", jnp.tanh, lambda z: 1.0 - jnp.square(jnp.tanh(z))),
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),
-    "gelu": from_function(lambda z: jax.nn.gelu(z, approximate=False), name="gelu"),
+    "gelu": Activation("gelu", functools.partial(jax.nn.gelu, approximate=False), _gelu_dot),
     "sin": Activation("sin", jnp.sin, jnp.cos, expectation=_sin_expectation),
     "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
     "gelu_tanh": from_function(jax.nn.gelu, name="gelu_tanh"),
