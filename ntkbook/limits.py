@@ -1019,8 +1019,10 @@ def _auto_block(n1: int, n2: int, cfg: _Config) -> int:
 def _hyperparameter(name: str, value: object, *, positive: bool) -> tuple[object, float | None]:
     """``value`` checked as a real scalar (a JAX scalar may be traced, e.g. under ``jax.grad``),
     and its concrete float value, or ``None`` if it has none (inside ``jit``)."""
-    arr = _checks.real_scalar(name, value)
-    concrete = _checks.concrete_value(arr)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        concrete: float | None = float(value)  # the common case, without a device round trip
+    else:
+        concrete = _checks.concrete_value(_checks.real_scalar(name, value))
     if concrete is not None:
         check = _checks.positive if positive else _checks.nonnegative
         check(name, concrete)
@@ -1066,19 +1068,6 @@ def _compute(
             "all accuracy); compute in float32 or float64 and cast the result"
         )
     xs = [x for x in (x1, x2) if x is not None]
-    if act.homogeneous and beta_v == 0.0 and sigma_w_v is not None and jnp.finfo(dt).bits <= 32:
-        scaled = _homogeneous_scales(act, xs, sigma_w_v, cfg_depth)
-        if scaled is not None:
-            norms, unit = scaled
-            with warnings.catch_warnings():  # the depth warning was given for these inputs
-                warnings.simplefilter("ignore")
-                out = _compute(
-                    unit[0], unit[1] if x2 is not None else None, depth=depth,
-                    activation=act, beta=beta, sigma_w=sigma_w, diagonal=diagonal,
-                    quadrature=quadrature, points=points, block_size=block_size, dtype=dt,
-                    which=which,
-                )  # fmt: skip
-            return _rescale(out, norms, diagonal=diagonal, dtype=dt)
     samples = _variance_samples(xs, sigma_w_v, beta_v) if method != "closed" else None
     rules = _rules(act, method, n, samples, cfg_depth, sigma_w_v, beta_v, dt)
     cfg = _Config(cfg_depth, act, rules)
@@ -1086,6 +1075,33 @@ def _compute(
     x1 = x1.astype(dt)
     x2 = None if x2 is None else x2.astype(dt)
     sw, b = jnp.asarray(sigma_w, dt), jnp.asarray(beta, dt)
+    out = _dispatch(x1, x2, sw, b, tables, cfg=cfg, which=which, diagonal=diagonal,
+                    block_size=block_size)  # fmt: skip
+    if act.homogeneous and beta_v == 0.0 and sigma_w_v is not None and jnp.finfo(dt).bits <= 32:
+        # checked after the dispatch, so that the check's host round trip overlaps the kernel
+        scaled = _homogeneous_scales(act, xs, sigma_w_v, cfg_depth)
+        if scaled is not None:
+            norms, unit = scaled
+            unit2 = unit[1] if x2 is not None else None
+            out = _dispatch(unit[0], unit2, sw, b, tables, cfg=cfg, which=which,
+                            diagonal=diagonal, block_size=block_size)  # fmt: skip
+            return _rescale(out, norms, diagonal=diagonal, dtype=dt)
+    return out
+
+
+def _dispatch(
+    x1: Array,
+    x2: Array | None,
+    sw: Array,
+    b: Array,
+    tables: Tables,
+    *,
+    cfg: _Config,
+    which: Which,
+    diagonal: bool,
+    block_size: int | None,
+) -> Kernels | Array:
+    """Run the jitted diagonal or full computation on validated inputs."""
     if diagonal:
         if x2 is not None and x2.shape[0] != x1.shape[0]:
             raise ValueError(
