@@ -685,7 +685,7 @@ def test_explicit_points_too_small_warn_and_large_points_stay_finite():
 
 @pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
 def test_gradients_with_respect_to_beta_and_sigma_w_match_finite_differences(name):
-    x = jnp.asarray(X)
+    x = jnp.asarray(X / 2)  # small variances: a short series (reverse mode compiles slowly)
 
     def total(beta, sigma_w):
         return jnp.sum(ntkbook.ntk(x, depth=3, activation=name, beta=beta, sigma_w=sigma_w))
@@ -748,15 +748,15 @@ def test_homogeneous_kernels_stay_exact_for_huge_and_tiny_float32_inputs(name):
     # 1e±20 over- or underflows float32 (1e40, 1e-40); the kernels of unit inputs times the
     # norms (taken in float64) stay exact where the result itself is representable.
     x = RNG.normal(size=(4, 3))
-    scale = np.array([[1e20], [1e-20], [1e17], [1e-17]])
+    scale = np.array([[1e20], [1e-20], [1e15], [1e-15]])  # products 1e35 … 1e-35: representable
     big = (x * scale).astype(np.float32)
     want = limits.kernels(x, depth=3, activation=name)
     got = limits.kernels(big[:2], big[2:], depth=3, activation=name)
     outer = scale[:2] * scale[2:].T
     for field, factor in ((0, outer), (1, 1.0), (2, outer)):
-        ratio = np.asarray(got[field], np.float64) / (np.asarray(want[field])[:, :2, 2:] * factor)
-        assert np.all(np.abs(ratio[1:] - 1) < 1e-5), (field, ratio)  # float32 rounding
-    diag = limits.ntk(big[2:], depth=3, activation=name, diagonal=True)  # 1e34 and 1e-34
+        expected = np.asarray(want[field])[:, :2, 2:] * factor
+        np.testing.assert_allclose(np.asarray(got[field], np.float64), expected, rtol=1e-5)
+    diag = limits.ntk(big[2:], depth=3, activation=name, diagonal=True)  # 1e30 and 1e-30
     ref = np.asarray(limits.ntk(x[2:], depth=3, activation=name, diagonal=True)) * scale[2:, 0] ** 2
     np.testing.assert_allclose(np.asarray(diag, np.float64), ref, rtol=1e-5)
 
