@@ -84,7 +84,7 @@ def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
         m_points = n if structured else n_autodiff
         xm = x[:m_points]
         def call(m: str = method, b: int | None = batch_size, a: jax.Array = xm) -> jax.Array:
-            return empirical.ntk(net, params, a, method=m, batch_size=b)
+            return empirical.ntk(net, params, a, method=m, block_size=b)
 
         seconds, kernels[method] = _best_of(call, repeats if structured else 1)
         result["methods"][method] = {

@@ -6,6 +6,7 @@ public functions validate before they enter compiled code.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import jax
@@ -28,20 +29,25 @@ def finite(name: str, x: jax.Array | np.ndarray) -> None:
         raise ValueError(f"{name}: contains NaN or inf")
 
 
-def matrix(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
+def matrix(
+    name: str, x: object, *, n_features: int | None = None, width_name: str = "n_0"
+) -> jax.Array:
     """Return ``x`` as a 2-D float array (N, n_features), checking shape and finiteness.
 
     Args:
         name: the argument's name, for the error message.
         x: array-like of shape (N, d); a 1-D array is *not* silently promoted.
         n_features: the required second dimension, if fixed.
+        width_name: the notes' symbol of the second dimension, for the message (``n_0`` for
+            inputs, ``n_L`` for outputs and targets).
     """
     arr = jnp.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D array (N, n_0), got shape {arr.shape}")
+        raise ValueError(f"{name}: expected a 2-D array (N, {width_name}), got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
-            f"{name}: expected {n_features} features (second dimension), got shape {arr.shape}"
+            f"{name}: expected {width_name} = {n_features} columns (second dimension), got "
+            f"shape {arr.shape}"
         )
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
@@ -112,3 +118,52 @@ def float_dtype(name: str, dtype: object) -> jnp.dtype:
     if not jnp.issubdtype(dt, jnp.floating):
         raise ValueError(f"{name}: expected a floating dtype, got {dt}")
     return dt
+
+
+def inputs(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
+    """:func:`matrix`, refusing besides complex and half-precision arrays and n_0 = 0 features.
+
+    float16 and bfloat16 are refused rather than silently promoted: the kernels' arc-cosines
+    and series have no accuracy left at 3 decimal digits.
+    """
+    raw = x if hasattr(x, "dtype") else np.asarray(x)
+    kind = jnp.dtype(raw.dtype)  # type: ignore[union-attr]
+    if jnp.issubdtype(kind, jnp.complexfloating):
+        raise ValueError(f"{name}: complex inputs are not supported, got dtype {kind}")
+    if jnp.issubdtype(kind, jnp.floating) and jnp.finfo(kind).bits < 32:
+        raise ValueError(
+            f"{name}: dtype {kind} is not supported; cast to float32 or float64 "
+            "(half precision leaves the kernels no accurate digit)"
+        )
+    arr = matrix(name, x, n_features=n_features)
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name}: n_0 = 0 features (shape {arr.shape}); need n_0 >= 1")
+    return arr
+
+
+def real_scalar(name: str, value: object) -> jax.Array:
+    """``value`` as a 0-d real array (a float, a NumPy or JAX scalar, possibly traced), or raise
+    ``ValueError`` naming ``name`` for arrays with more elements, complex or non-numbers."""
+    try:
+        arr = jnp.asarray(value)
+    except TypeError:
+        raise ValueError(f"{name}: expected a real scalar, got {value!r}") from None
+    if arr.shape != ():
+        raise ValueError(f"{name}: expected a scalar, got an array of shape {arr.shape}")
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise ValueError(f"{name}: expected a real scalar, got dtype {arr.dtype}")
+    return arr
+
+
+def concrete_value(x: jax.Array) -> float | None:
+    """The float value of a scalar, also under ``jax.grad``/``jvp`` (whose tracers carry their
+    primal value); ``None`` inside ``jit``/``vmap``, where there is no value yet."""
+    if is_concrete(x):
+        return float(x)
+    try:
+        from jax._src import core  # the primal of a differentiation tracer; no public API
+
+        value = core.to_concrete_value(x)
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
+        return None
+    return None if value is None else float(value)

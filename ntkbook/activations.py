@@ -1,11 +1,12 @@
-"""Nonlinearities σ and their derivatives σ̇ (notes §3, §4).
+r"""Nonlinearities σ and their derivatives :math:`\dot\sigma` (notes §3, §4).
 
 An :class:`Activation` bundles the pointwise nonlinearity ``sigma`` (σ), its derivative
-``sigma_dot`` (σ̇), and — where one exists — a closed form for the Gaussian expectations that
+``sigma_dot`` (:math:`\dot\sigma`), and — where one exists — a closed form for the Gaussian
+expectations that
 the infinite-width recursions need (see :mod:`ntkbook.limits`).
 
 Activations are looked up by name with :func:`get`, or built from any JAX-differentiable
-function with :func:`from_function` (σ̇ then comes from autodiff).
+function with :func:`from_function` (:math:`\dot\sigma` then comes from autodiff).
 """
 
 from __future__ import annotations
@@ -26,17 +27,22 @@ Expectation = Callable[[Array, Array, Array], tuple[Array, Array]]
 
 @dataclass(frozen=True)
 class Activation:
-    """A pointwise nonlinearity σ with its derivative σ̇.
+    r"""A pointwise nonlinearity σ with its derivative :math:`\dot\sigma`.
 
     Attributes:
         name: a short name, used in error messages, plots and cache keys.
         sigma: σ, applied elementwise.
-        sigma_dot: σ̇ = dσ/dz, applied elementwise (a.e. derivative for kinked σ).
-        kinked: True when σ̇ is discontinuous at 0 (ReLU, abs, leaky ReLU): the quadrature of
+        sigma_dot: :math:`\dot\sigma = d\sigma/dz`, applied elementwise (a.e. derivative for
+            kinked σ).
+        kinked: True when :math:`\dot\sigma` is discontinuous at 0 (ReLU, abs, leaky ReLU):
+            the quadrature of
             :mod:`ntkbook.limits` then splits its integration domain at the kink.
-        expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ̇(u)σ̇(v)])``
+        expectation: optional closed form ``(k11, k12, k22) -> (E[σ(u)σ(v)], E[σ'(u)σ'(v)])``
             for (u, v) ~ N(0, [[k11, k12], [k12, k22]]), elementwise over broadcastable
             arrays; ``None`` means :mod:`ntkbook.limits` integrates numerically.
+        homogeneous: True when σ(cz) = c σ(z) for c > 0 (ReLU, leaky ReLU, abs, identity):
+            with β = 0 the kernels then scale as :math:`\lVert x\rVert \lVert x'\rVert`, which
+            :mod:`ntkbook.limits` uses to stay exact for huge or tiny inputs in float32.
     """
 
     name: str
@@ -44,6 +50,7 @@ class Activation:
     sigma_dot: ArrayFn
     kinked: bool = False
     expectation: Expectation | None = None
+    homogeneous: bool = False
 
     def __call__(self, z: Array) -> Array:
         return self.sigma(z)
@@ -62,12 +69,12 @@ def _elementwise_grad(fn: ArrayFn) -> ArrayFn:
 
 
 def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False) -> Activation:
-    """Wrap a JAX function σ as an :class:`Activation`, with σ̇ from ``jax.grad``.
+    r"""Wrap a JAX function σ as an :class:`Activation`, with :math:`\dot\sigma` from ``jax.grad``.
 
     Args:
         fn: an elementwise, JAX-traceable function of one array.
         name: a name for plots and messages (default: ``fn.__name__``).
-        kinked: set True if σ̇ jumps at 0 (selects the kink-aware quadrature of
+        kinked: set True if :math:`\dot\sigma` jumps at 0 (selects the kink-aware quadrature of
             :mod:`ntkbook.limits`).
 
     Returns:
@@ -105,7 +112,7 @@ def leaky_relu(slope: float) -> Activation:
     .. math::
 
         E[σ(u)σ(v)] = a k_{12} + (1-a)^2 J_{relu}, \qquad
-        E[σ̇(u)σ̇(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
+        E[\dot σ(u)\dot σ(v)] = a + (1-a)^2 \frac{π - θ}{2π}.
 
     ``a = 0`` is ReLU, ``a = −1`` is abs(z), ``a = 1`` the identity.
     """
@@ -116,6 +123,7 @@ def leaky_relu(slope: float) -> Activation:
         lambda z: jnp.where(z > 0, 1.0, a).astype(jnp.result_type(z, float)),
         kinked=True,
         expectation=functools.partial(_leaky_relu_expectation, a),
+        homogeneous=True,
     )
 
 
@@ -150,7 +158,8 @@ def angle(rho: Array) -> tuple[Array, Array]:
     XLA's CPU ``arccos``/``atan2`` are scalar loops (≈ 30 ns per entry, 10× a GEMM entry), so
     with :math:`a = |ρ|`:
 
-    - float32: the polynomial of Abramowitz & Stegun 4.4.46, arccos a = √(1−a) Σ_i c_i a^i
+    - float32: the polynomial of Abramowitz & Stegun 4.4.46,
+      :math:`\arccos a = \sqrt{1-a} \sum_i c_i a^i`
       (error ≤ 2e-8, below float32 rounding), and sin θ = √(1−a) √(1+a);
     - float64: arccos a = √(1−a) g(a), g analytic on [0, 1] (its singularity is at a = −1), as
       a degree-18 polynomial in 2a − 1 fitted at import (:func:`_arccos_factor_coefficients`;
@@ -158,7 +167,8 @@ def angle(rho: Array) -> tuple[Array, Array]:
 
     then θ = π − arccos a for ρ < 0. Where 1 − a ≤ ``_SNAP_ULPS`` units of roundoff (or a > 1),
     ρ counts as ±1, so θ = 0 or π: there ρ is ±1 up to rounding (ρ(x, x) comes out as
-    1 − 2^{-23} or so, its numerator and denominator being computed by different arithmetic),
+    :math:`1 - 2^{-23}` or so, its numerator and denominator being computed by different
+    arithmetic),
     and arccos would turn a few ulps into an angle of √ulps (3e-4 in float32).
 
     The forward pass has no guards (it is the inner loop of the ReLU kernels); the derivatives
@@ -266,7 +276,7 @@ def _relu_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]
     .. math::
 
         E[σ(u)σ(v)] = \frac{\sqrt{k_{11}k_{22}}}{2π}\big(\sin θ + (π - θ)\cos θ\big), \qquad
-        E[σ̇(u)σ̇(v)] = \frac{π - θ}{2π}, \qquad \cos θ = ρ.
+        E[\dot σ(u)\dot σ(v)] = \frac{π - θ}{2π}, \qquad \cos θ = ρ.
     """
     s, rho = correlation(k11, k12, k22)
     theta, sin = angle(rho)
@@ -289,7 +299,7 @@ def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
     .. math::
 
         E[σ(u)σ(v)] = \frac{2}{π}\arcsin\frac{2k_{12}}{\sqrt{(1+2k_{11})(1+2k_{22})}},\qquad
-        E[σ̇(u)σ̇(v)] = \frac{4}{π}\big((1+2k_{11})(1+2k_{22}) - 4k_{12}^2\big)^{-1/2}.
+        E[\dot σ(u)\dot σ(v)] = \frac{4}{π}\big((1+2k_{11})(1+2k_{22}) - 4k_{12}^2\big)^{-1/2}.
 
     The determinant is evaluated as 1 + 2(k11 + k22) + 4 max(k11 k22 − k12², 0) ≥ 1, so
     rounding cannot make it vanish.
@@ -301,6 +311,34 @@ def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
     return 2.0 / jnp.pi * arcsin(arg), 4.0 / jnp.pi / jnp.sqrt(det)
 
 
+def _sin_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""For σ = sin, σ̇ = cos, from E[cos(u ∓ v)] = exp(−(k11 + k22 ∓ 2k12)/2):
+
+    .. math::
+
+        E[\sin u \sin v] = e^{-(k_{11}+k_{22})/2}\sinh k_{12}, \qquad
+        E[\cos u \cos v] = e^{-(k_{11}+k_{22})/2}\cosh k_{12},
+
+    each evaluated as a sum of exp(±k12 − (k11 + k22)/2) ≤ 1, which cannot overflow.
+    """
+    half = 0.5 * (k11 + k22)
+    plus, minus = jnp.exp(k12 - half), jnp.exp(-k12 - half)
+    return 0.5 * (plus - minus), 0.5 * (plus + minus)
+
+
+def _square_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""For σ(z) = z², σ̇ = 2z (Isserlis): :math:`E[u^2 v^2] = k_{11}k_{22} + 2k_{12}^2`,
+    :math:`E[4uv] = 4k_{12}`."""
+    return k11 * k22 + 2.0 * k12 * k12, 4.0 * k12
+
+
+def _gelu_dot(z: Array) -> Array:
+    """d/dz z Φ(z) = Φ(z) + z φ(z) (written out: autodiff through ``vmap(grad)`` is slower)."""
+    return 0.5 * (1.0 + jax.scipy.special.erf(z / math.sqrt(2.0))) + z * jnp.exp(
+        -0.5 * z * z
+    ) / math.sqrt(2.0 * math.pi)
+
+
 def _relu_dot(z: Array) -> Array:
     return (z > 0).astype(jnp.result_type(z, float))
 
@@ -310,23 +348,29 @@ def _erf_dot(z: Array) -> Array:
 
 
 _REGISTRY: dict[str, Activation] = {
-    "relu": Activation("relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation),
+    "relu": Activation(
+        "relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation,
+        homogeneous=True,
+    ),  # fmt: skip
     "erf": Activation("erf", jax.scipy.special.erf, _erf_dot, expectation=_erf_expectation),
     "identity": Activation(
-        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation
-    ),
+        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation,
+        homogeneous=True,
+    ),  # fmt: skip
     "abs": Activation(
         "abs",
         jnp.abs,
         jnp.sign,
         kinked=True,
         expectation=functools.partial(_leaky_relu_expectation, -1.0),
+        homogeneous=True,
     ),
     "tanh": Activation("tanh", jnp.tanh, lambda z: 1.0 - jnp.square(jnp.tanh(z))),
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),
-    "gelu": from_function(lambda z: jax.nn.gelu(z, approximate=False), name="gelu"),
-    "sin": Activation("sin", jnp.sin, jnp.cos),
-    "square": Activation("square", jnp.square, lambda z: 2.0 * z),
+    "gelu": Activation("gelu", functools.partial(jax.nn.gelu, approximate=False), _gelu_dot),
+    "sin": Activation("sin", jnp.sin, jnp.cos, expectation=_sin_expectation),
+    "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
+    "gelu_tanh": from_function(jax.nn.gelu, name="gelu_tanh"),
 }
 _ALIASES = {"linear": "identity", "none": "identity", "x2": "square"}
 
@@ -334,10 +378,21 @@ NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
 
 def get(activation: str | ArrayFn | Activation) -> Activation:
-    """Resolve ``activation`` — a name, a JAX function, or an :class:`Activation`.
+    r"""Resolve ``activation`` — a name, a JAX function, or an :class:`Activation`.
 
     Known names: ``relu``, ``erf``, ``identity`` (alias ``linear``), ``abs``, ``tanh``,
-    ``softplus``, ``gelu``, ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+    ``softplus``, ``gelu`` (exact, with Φ), ``gelu_tanh`` (the tanh approximation, the default of
+    ``jax.nn.gelu``), ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+
+    A callable is first matched *by identity* against well-known JAX functions
+    (:func:`recognise`): ``jax.nn.relu``, ``jnp.abs``, ``jnp.tanh``, ``jax.scipy.special.erf``,
+    ``jax.nn.softplus``, ``jax.nn.gelu`` (either form, also as a ``functools.partial``),
+    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity`` and ``jax.nn.leaky_relu`` (any
+    ``negative_slope``), so that they get their closed form and their kink flag. Any other
+    callable becomes :func:`from_function` (:math:`\dot\sigma` by autodiff,
+    ``kinked=False``); the automatic
+    rule of :mod:`ntkbook.limits` then checks numerically how fast its Hermite coefficients
+    decay, which exposes a kink.
 
     Raises:
         ValueError: naming ``activation`` if the name is unknown or the object is not callable.
@@ -352,4 +407,64 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
                 "(or pass a JAX function, or ntkbook.activations.leaky_relu(slope))"
             )
         return _REGISTRY[key]
-    return from_function(activation)
+    known = recognise(activation)
+    return known if known is not None else from_function(activation)
+
+
+def _known_functions() -> tuple[tuple[object, str], ...]:
+    """(JAX function, registry name) pairs recognised by identity in :func:`recognise`."""
+    pairs = [
+        (jax.nn.relu, "relu"),
+        (jnp.abs, "abs"),
+        (jnp.absolute, "abs"),
+        (jnp.tanh, "tanh"),
+        (jax.nn.tanh, "tanh"),
+        (jax.scipy.special.erf, "erf"),
+        (jax.lax.erf, "erf"),
+        (jax.nn.softplus, "softplus"),
+        (jnp.sin, "sin"),
+        (jnp.square, "square"),
+        (jax.nn.identity, "identity"),
+    ]
+    return tuple(pairs)
+
+
+_KNOWN = _known_functions()
+
+
+def recognise(fn: object) -> Activation | None:
+    """The registry's :class:`Activation` for a well-known JAX function, or ``None``.
+
+    Matching is by identity (``fn is jax.nn.relu``), never by name or by sampling values.
+    ``functools.partial`` objects with keyword arguments only are unwrapped:
+    ``partial(jax.nn.gelu, approximate=False)`` is ``"gelu"``, ``jax.nn.gelu`` and
+    ``partial(jax.nn.gelu, approximate=True)`` are ``"gelu_tanh"``, and
+    ``partial(jax.nn.leaky_relu, negative_slope=a)`` is :func:`leaky_relu` (a)
+    (``jax.nn.leaky_relu`` itself: a = 0.01, JAX's default).
+
+    Example:
+        >>> import functools, jax
+        >>> recognise(functools.partial(jax.nn.gelu, approximate=False)).name
+        'gelu'
+        >>> recognise(lambda z: z) is None
+        True
+    """
+    target, keywords = fn, {}
+    if isinstance(fn, functools.partial):
+        if fn.args:
+            return None
+        target, keywords = fn.func, dict(fn.keywords)
+    if target is jax.nn.gelu:
+        approximate = keywords.pop("approximate", True)
+        if keywords or not isinstance(approximate, bool):
+            return None
+        return _REGISTRY["gelu_tanh" if approximate else "gelu"]
+    if target is jax.nn.leaky_relu:
+        slope = keywords.pop("negative_slope", 0.01)
+        return None if keywords else leaky_relu(float(slope))
+    if keywords:
+        return None
+    for known, name in _KNOWN:
+        if target is known:
+            return _REGISTRY[name]
+    return None

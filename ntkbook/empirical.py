@@ -36,7 +36,7 @@ Three implementations, selectable with ``method``:
     per-parameter Jacobian ever formed. The l-th term is the contribution of
     :math:`(W^{(l)}, b^{(l)})`: :func:`ntk_by_layer` and :func:`last_layer_split` come for free.
 
-Every method batches over row blocks of x1 and x2 (``batch_size``, a ``lax.map`` over blocks),
+Every method batches over row blocks of x1 and x2 (``block_size``, a ``lax.map`` over blocks),
 so peak memory is set by the block size, not by N.
 
 Example:
@@ -296,6 +296,9 @@ def _check_net(net: object, params: Params) -> MLP:
     if not isinstance(net, MLP):
         raise ValueError(f"net: expected an ntkbook.networks.MLP (see networks.mlp), got {net!r}")
     check_params(net, params)
+    for ell, layer in enumerate(params):  # as training.train: a NaN would spread silently
+        _checks.finite(f"params[{ell}]", layer.W)
+        _checks.finite(f"params[{ell}]", layer.b)
     return net
 
 
@@ -307,8 +310,8 @@ def _inputs(x1: object, x2: object, n_features: int | None) -> tuple[Array, Arra
     return a, _checks.matrix("x2", x2, n_features=a.shape[1]), False
 
 
-def _batch(batch_size: int | None) -> int | None:
-    return None if batch_size is None else _checks.positive_int("batch_size", batch_size)
+def _batch(block_size: int | None) -> int | None:
+    return None if block_size is None else _checks.positive_int("block_size", block_size)
 
 
 # --------------------------------------------------------------------------- public API
@@ -322,7 +325,7 @@ def ntk(
     *,
     method: Method = "auto",
     traced: bool = False,
-    batch_size: int | None = None,
+    block_size: int | None = None,
 ) -> Array:
     r"""The empirical NTK of an MLP, Θ_kk′(x, x′) = Σ_p ∂_p f_k(x) ∂_p f_k′(x′).
 
@@ -335,27 +338,27 @@ def ntk(
             or ``"ntvp"`` — see the module docstring. All agree to float rounding.
         traced: return :math:`\frac{1}{n_L} \sum_k \Theta_{kk}(x, x')`, shape (N1, N2), which
             converges to :math:`\Theta_\infty^{(L)}`.
-        batch_size: rows of x1 and of x2 per block (bounds memory); ``None``: one block.
+        block_size: rows of x1 and of x2 per block (bounds memory); ``None``: one block.
 
     Returns:
         (N1, N2, n_L, n_L), or (N1, N2) if ``traced``.
 
     Raises:
         ValueError: naming the argument (``net``, ``params``, ``x1``, ``x2``, ``method``,
-            ``batch_size``).
+            ``block_size``).
     """
     net = _check_net(net, params)
     x1, x2, same = _inputs(x1, x2, net.widths[0])
     method = _checks.choice("method", method, METHODS)
-    batch_size = _batch(batch_size)
+    block_size = _batch(block_size)
     if method in ("auto", "structured"):
         terms = _structured_by_layer(
-            net, params, x1, x2, traced=bool(traced), batch_size=batch_size, same=same
+            net, params, x1, x2, traced=bool(traced), batch_size=block_size, same=same
         )
         return terms.sum(axis=2)
     return _ntk_generic(
         _mlp_fn(net), params, x1, x2, method=method, traced=bool(traced),
-        batch_size=batch_size, same=same,
+        batch_size=block_size, same=same,
     )
 
 
@@ -367,7 +370,7 @@ def ntk_fn(
     *,
     method: Literal["auto", "jacobian", "ntvp"] = "auto",
     traced: bool = False,
-    batch_size: int | None = None,
+    block_size: int | None = None,
 ) -> Array:
     r"""The empirical NTK of any model ``fn(params, x)`` → (N, n_out), by autodiff.
 
@@ -386,7 +389,7 @@ def ntk_fn(
             ∝ N1 N2 n_out² P for the full kernel against ∝ N1 N2 n_out P for NTK-vector products,
             so ``"auto"`` picks ``"jacobian"`` when ``traced`` or n_out = 1, else ``"ntvp"``.
         traced: return (1/n_out) Σ_k Θ_kk, shape (N1, N2).
-        batch_size: rows per block (peak memory ∝ batch_size · n_out · P).
+        block_size: rows per block (peak memory ∝ block_size · n_out · P).
 
     Returns:
         (N1, N2, n_out, n_out), or (N1, N2) if ``traced``.
@@ -401,7 +404,7 @@ def ntk_fn(
         raise ValueError(f"fn: expected a function fn(params, x), got {fn!r}")
     x1, x2, same = _inputs(x1, x2, None)
     method = _checks.choice("method", method, _GENERIC_METHODS)
-    batch_size = _batch(batch_size)
+    block_size = _batch(block_size)
     out = jax.eval_shape(fn, params, x1)
     if len(out.shape) != 2 or out.shape[0] != x1.shape[0]:
         raise ValueError(
@@ -411,7 +414,7 @@ def ntk_fn(
     if method == "auto":
         method = "jacobian" if traced or out.shape[1] == 1 else "ntvp"
     return _ntk_generic(
-        fn, params, x1, x2, method=method, traced=bool(traced), batch_size=batch_size, same=same
+        fn, params, x1, x2, method=method, traced=bool(traced), batch_size=block_size, same=same
     )
 
 
@@ -422,7 +425,7 @@ def ntk_by_layer(
     x2: Array | None = None,
     *,
     method: Literal["auto", "structured", "jacobian"] = "auto",
-    batch_size: int | None = None,
+    block_size: int | None = None,
 ) -> Array:
     r"""Traced contribution of each layer's parameters :math:`(W^{(l)}, b^{(l)})`,
     l = 0 … L − 1.
@@ -435,7 +438,7 @@ def ntk_by_layer(
     so that :math:`\sum_l \Theta^{[l]}` is ``ntk(..., traced=True)``.
 
     Args:
-        net, params, x1, x2, batch_size: as in :func:`ntk`.
+        net, params, x1, x2, block_size: as in :func:`ntk`.
         method: ``"structured"`` (= ``"auto"``) or ``"jacobian"`` (leaves grouped by layer).
 
     Returns:
@@ -445,12 +448,12 @@ def ntk_by_layer(
     net = _check_net(net, params)
     x1, x2, same = _inputs(x1, x2, net.widths[0])
     method = _checks.choice("method", method, _LAYER_METHODS)
-    batch_size = _batch(batch_size)
+    block_size = _batch(block_size)
     if method == "jacobian":
-        terms = _jacobian_by_layer(net, params, x1, x2, batch_size=batch_size, same=same)
+        terms = _jacobian_by_layer(net, params, x1, x2, batch_size=block_size, same=same)
     else:
         terms = _structured_by_layer(
-            net, params, x1, x2, traced=True, batch_size=batch_size, same=same
+            net, params, x1, x2, traced=True, batch_size=block_size, same=same
         )
     return jnp.moveaxis(terms, 2, 0)
 
@@ -462,7 +465,7 @@ def last_layer_split(
     x2: Array | None = None,
     *,
     method: Literal["auto", "structured", "jacobian"] = "auto",
-    batch_size: int | None = None,
+    block_size: int | None = None,
 ) -> Split:
     r"""The notes' §4.2 split of the traced NTK: the last layer :math:`(W^{(L-1)}, b^{(L-1)})`
     against the rest :math:`\tilde\theta`.
@@ -475,7 +478,7 @@ def last_layer_split(
     Returns:
         :class:`Split` ``(last, rest)``, each (N1, N2); ``last + rest`` is the traced NTK.
     """
-    by_layer = ntk_by_layer(net, params, x1, x2, method=method, batch_size=batch_size)
+    by_layer = ntk_by_layer(net, params, x1, x2, method=method, block_size=block_size)
     return Split(by_layer[-1], by_layer[:-1].sum(axis=0))
 
 
@@ -486,7 +489,7 @@ def subnetwork_ntk(
     x2: Array | None = None,
     *,
     layer: int,
-    batch_size: int | None = None,
+    block_size: int | None = None,
     traced: bool = True,
 ) -> Array:
     r"""NTK :math:`\Theta^{(l)}` of the preactivations :math:`\tilde\alpha^{(l)}`: the
@@ -504,7 +507,7 @@ def subnetwork_ntk(
     :math:`\Theta^{(1)}(x, x') = \sigma_w^2\, x^\top x' / n_0 + \beta^2` exactly (notes §4.1), and
     :math:`\Theta^{(L)}` is ``ntk(..., traced=True)``. The induction hypothesis of Theorem 1 is the
     untraced statement :math:`\Theta^{(l)}_{ii'} \to \Theta_\infty^{(l)} \delta_{ii'}`. Memory ∝
-    batch_size · :math:`n_l^2` (the Jacobians
+    block_size · :math:`n_l^2` (the Jacobians
     :math:`\partial\tilde\alpha^{(l)} / \partial\tilde\alpha^{(j)}`); the untraced kernel itself has
     :math:`N_1 N_2 n_l^2` entries.
 
@@ -521,7 +524,7 @@ def subnetwork_ntk(
     if layer > net.depth:
         raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
     sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
-    return ntk(sub, params[:layer], x1, x2, traced=traced, batch_size=batch_size)
+    return ntk(sub, params[:layer], x1, x2, traced=traced, block_size=block_size)
 
 
 # ------------------------------------------------- Lemma 1's recursion (chapter 6)

@@ -1,13 +1,14 @@
 r"""Ensembles over random initialisations, and rates of convergence (used by every chapter).
 
 :func:`ensemble` evaluates ``fn(key)`` for ``n_samples`` independent keys — vmapped inside ``jit``
-in chunks of ``chunk_size`` (``lax.map``), so memory is that of one chunk. :func:`fit_rate` fits
-the slope of log(error) against log(width), with a bootstrap confidence interval: a width-n
-quantity converging at the :math:`n^{-1/2}` rate of the notes' Theorems 1–2 has slope −1/2.
+in blocks of ``block_size`` samples (``lax.map``), so memory is that of one block.
+:func:`fit_rate` fits the slope of log(error) against log(width), with a bootstrap
+confidence interval: a width-n quantity converging at the :math:`n^{-1/2}` rate of the
+notes' Theorems 1–2 has slope −1/2.
 
 Example:
     >>> import jax
-    >>> draws = ensemble(lambda k: jax.random.normal(k, (3,)), jax.random.key(0), 10, chunk_size=4)
+    >>> draws = ensemble(lambda k: jax.random.normal(k, (3,)), jax.random.key(0), 10, block_size=4)
     >>> draws.shape
     (10, 3)
 """
@@ -63,13 +64,17 @@ def _ensemble(fn: Callable[[Array], Any], key: Array, n_samples: int, chunk_size
 
 
 def ensemble(
-    fn: Callable[[Array], Any], key: Array, n_samples: int, *, chunk_size: int | None = None
+    fn: Callable[[Array], Any],
+    key: Array,
+    n_samples: int,
+    *,
+    block_size: int | None = None,
 ) -> Any:
     r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``.
 
-    Chunks of ``chunk_size`` keys run vmapped, chunks one after another (``lax.map`` with
-    ``batch_size``), all inside one ``jit``: peak memory ∝ chunk_size. The same (key, n_samples,
-    chunk_size) gives bitwise the same result; sample s depends only on k_s, up to float rounding
+    Blocks of ``block_size`` keys run vmapped, blocks one after another (``lax.map`` with
+    ``batch_size``), all inside one ``jit``: peak memory ∝ block_size. The same (key, n_samples,
+    block_size) gives bitwise the same result; sample s depends only on k_s, up to float rounding
     of batched kernels.
 
     Args:
@@ -77,19 +82,19 @@ def ensemble(
             ``key``). Pass the same function object on repeated calls to reuse the compilation.
         key: a ``jax.random`` key.
         n_samples: S ≥ 1.
-        chunk_size: samples per vmapped chunk (default: all S at once).
+        block_size: samples per vmapped block (default: all S at once).
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with a leading axis of length S.
 
     Raises:
-        ValueError: naming ``fn``, ``key``, ``n_samples`` or ``chunk_size``.
+        ValueError: naming ``fn``, ``key``, ``n_samples`` or ``block_size``.
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
     key = _checks.key("key", key)
     n_samples = _checks.positive_int("n_samples", n_samples)
-    chunk = n_samples if chunk_size is None else _checks.positive_int("chunk_size", chunk_size)
+    chunk = n_samples if block_size is None else _checks.positive_int("block_size", block_size)
     return _ensemble(fn, key, n_samples, min(chunk, n_samples))
 
 
@@ -385,7 +390,7 @@ def ntk_at_init(
     *,
     n_samples: int,
     dtype: object = jnp.float32,
-    chunk_size: int | None = None,
+    block_size: int | None = None,
 ) -> InitNTK:
     r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.
 
@@ -397,7 +402,7 @@ def ntk_at_init(
     split by layer as well (the §4.2 split: index L − 1 of ``by_layer`` is the last layer).
     Sample s uses the key k_s = ``jax.random.split(key, n_samples)[s]`` and is what
     ``empirical.ntk(net, networks.init(k_s, net, dtype=dtype), x1, x2)`` returns; all S run in
-    one compiled :func:`ensemble` (vmapped in chunks of ``chunk_size``).
+    one compiled :func:`ensemble` (vmapped in blocks of ``block_size``).
 
     Args:
         net: the architecture (:func:`ntkbook.networks.mlp`).
@@ -405,14 +410,14 @@ def ntk_at_init(
         x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
         n_samples: S ≥ 1.
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
-        chunk_size: initialisations per vmapped chunk (peak memory ∝ chunk_size · parameters).
+        block_size: initialisations per vmapped block (peak memory ∝ block_size · parameters).
 
     Returns:
         :class:`InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L, n_L))``.
 
     Raises:
         ValueError: naming ``net``, ``key``, ``x1``, ``x2``, ``n_samples``, ``dtype`` or
-            ``chunk_size``.
+            ``block_size``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -431,7 +436,7 @@ def ntk_at_init(
     if x2 is not None:
         x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
     draw = partial(_init_ntk, net, x1, x2, dt)
-    return ensemble(draw, key, n_samples, chunk_size=chunk_size)
+    return ensemble(draw, key, n_samples, block_size=block_size)
 
 
 # ------------------------------------------------- depth against width (chapter 10)
@@ -491,7 +496,7 @@ def ntk_diagonal_by_depth(
     activation: str = "relu",
     sigma_w: float = 2.0**0.5,
     beta: float = 0.0,
-    chunk_size: int | None = None,
+    block_size: int | None = None,
 ) -> Array:
     r"""Θ(x_i, x_i) of scalar-output networks of several depths L, all hidden widths n, over seeds.
 
@@ -520,7 +525,7 @@ def ntk_diagonal_by_depth(
         activation: σ (a name, as in :func:`ntkbook.networks.mlp`).
         sigma_w: σ_w (√2 keeps a ReLU network's forward scale constant with depth).
         beta: β ≥ 0.
-        chunk_size: seeds per vmapped chunk.
+        block_size: seeds per vmapped block.
 
     Returns:
         (S, len(depths), N): Θ^{(L)}(x_i, x_i) for every seed, depth and input.
@@ -539,7 +544,7 @@ def ntk_diagonal_by_depth(
     networks.mlp((x.shape[1], width, 1), activation=activation, sigma_w=sigma_w, beta=beta)
     widths = (x.shape[1],) + (width,) * (max(ds) - 1) + (1,)
     draw = partial(_diagonal_by_depth, widths, ds, activation, float(sigma_w), float(beta), x)
-    return ensemble(draw, key, n_samples, chunk_size=chunk_size)
+    return ensemble(draw, key, n_samples, block_size=block_size)
 
 
 class DepthWidthFit(NamedTuple):

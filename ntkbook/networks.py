@@ -131,8 +131,11 @@ def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
 
     Returns:
         A tuple of :class:`Dense`, one per affine layer l = 0 … L − 1.
+
+    Raises:
+        ValueError: naming ``key`` if it is not a ``jax.random`` key.
     """
-    return _init(key, net, jnp.dtype(dtype))
+    return _init(_checks.key("key", key), net, jnp.dtype(dtype))
 
 
 @partial(jax.jit, static_argnames=("net", "dtype"))

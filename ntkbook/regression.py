@@ -311,7 +311,7 @@ def gradient_descent(
 
 
 def gp_posterior(
-    k_xx: object, k_zx: object, k_zz: object, y: object, *, reg: float = 0.0
+    k_xx: object, *, k_zx: object, k_zz: object, y: object, reg: float = 0.0
 ) -> Moments:
     r"""Gaussian-process posterior (NNGP inference) given exact observations Y at X.
 
@@ -353,12 +353,12 @@ def gp_posterior(
 
 def ensemble_moments(
     k_xx: object,
+    *,
     k_zx: object,
     k_zz: object,
     theta_xx: object,
     theta_zx: object,
     y: object,
-    *,
     t: float | Array,
     lr: float = 1.0,
     normalise: bool = True,

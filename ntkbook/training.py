@@ -348,7 +348,9 @@ def train(
         _checks.finite(f"params[{ell}]", layer.b)
     dtype = params[0].W.dtype
     x = _checks.matrix("x", x, n_features=net.widths[0]).astype(dtype)
-    y = _checks.matrix("y", y, n_features=net.widths[-1]).astype(dtype)
+    if x.shape[0] == 0:
+        raise ValueError("x: no training points (N = 0 rows); need N >= 1")
+    y = _checks.matrix("y", y, n_features=net.widths[-1], width_name="n_L").astype(dtype)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y: expected {x.shape[0]} rows (one per row of x), got {y.shape}")
     if x_test is not None:

@@ -21,7 +21,7 @@ X = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.8, 0.6]])
 def test_samples_match_empirical_ntk_with_the_same_keys():
     net = networks.mlp((2, 16, 16, 3), activation="erf", beta=0.3)
     key = jax.random.key(0)
-    out = montecarlo.ntk_at_init(net, key, X, X[:2], n_samples=3, dtype=jnp.float64, chunk_size=2)
+    out = montecarlo.ntk_at_init(net, key, X, X[:2], n_samples=3, dtype=jnp.float64, block_size=2)
     assert out.by_layer.shape == (3, 3, 3, 2)
     assert out.full.shape == (3, 3, 2, 3, 3)
     for s, k in enumerate(jax.random.split(key, 3)):
@@ -56,7 +56,7 @@ def test_float32_default():
         ({"n_samples": 0}, "n_samples"),
         ({"n_samples": 2, "dtype": jnp.int32}, "dtype"),
         ({"n_samples": 2, "dtype": "nonsense"}, "dtype"),
-        ({"n_samples": 2, "chunk_size": 0}, "chunk_size"),
+        ({"n_samples": 2, "block_size": 0}, "block_size"),
     ],
 )
 def test_bad_options(kwargs, name):

@@ -84,10 +84,10 @@ def test_methods_agree_in_float32_with_batching() -> None:
     ref = empirical.ntk(net, params, x1, x2, method="jacobian")
     assert ref.dtype == jnp.float32
     for method, batch_size in [("structured", None), ("auto", 3), ("ntvp", 4)]:
-        theta = empirical.ntk(net, params, x1, x2, method=method, batch_size=batch_size)
+        theta = empirical.ntk(net, params, x1, x2, method=method, block_size=batch_size)
         assert theta.shape == ref.shape
         assert _rel(theta, ref) <= 1e-5, (method, batch_size)
-    traced = empirical.ntk(net, params, x1, x2, method="jacobian", traced=True, batch_size=4)
+    traced = empirical.ntk(net, params, x1, x2, method="jacobian", traced=True, block_size=4)
     assert _rel(traced, jnp.trace(ref, axis1=2, axis2=3) / 3) <= 1e-5
 
 
@@ -102,7 +102,7 @@ def test_layer_split_and_subnetworks() -> None:
 
     # Notes §4.2: the last layer's term is σ_w² α^(L−1)(x)·α^(L−1)(x′)/n_{L−1} + β², computed
     # here from the forward pass alone.
-    last, rest = empirical.last_layer_split(net, params, X1, X2, batch_size=4)
+    last, rest = empirical.last_layer_split(net, params, X1, X2, block_size=4)
     _, l1 = networks.apply(net, params, X1, return_layers=True)
     _, l2 = networks.apply(net, params, X2, return_layers=True)
     expected_last = 1.3**2 * l1.post[-1] @ l2.post[-1].T / 4 + 0.3**2
@@ -142,7 +142,7 @@ def test_ntk_fn_on_a_generic_model() -> None:
     ref = _explicit_ntk(_toy_model, params, X1, X2)
     for method in ("jacobian", "ntvp", "auto"):
         assert _rel(empirical.ntk_fn(_toy_model, params, X1, X2, method=method), ref) < TIGHT
-    traced = empirical.ntk_fn(_toy_model, params, X1, X2, traced=True, batch_size=4)
+    traced = empirical.ntk_fn(_toy_model, params, X1, X2, traced=True, block_size=4)
     assert _rel(traced, jnp.trace(ref, axis1=2, axis2=3) / 2) < TIGHT
 
 
@@ -183,7 +183,7 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
         def draw(key: jax.Array, net: networks.MLP = net) -> jax.Array:
             return empirical.ntk(net, networks.init(key, net), xj, traced=True)
 
-        thetas = np.asarray(montecarlo.ensemble(draw, jax.random.key(n), n_seeds, chunk_size=4))
+        thetas = np.asarray(montecarlo.ensemble(draw, jax.random.key(n), n_seeds, block_size=4))
         err = np.linalg.norm(thetas - limit, axis=(1, 2)) / np.linalg.norm(limit)
         assert err.mean() < np.sqrt(10 / n) * (1 + 3 / np.sqrt(n_seeds)), (n, err.mean())
         errors.append(err)
@@ -214,8 +214,8 @@ def test_bad_inputs() -> None:
         empirical.ntk(net, params, X1, X2.at[0, 0].set(jnp.inf))
     with pytest.raises(ValueError, match="^method:"):
         empirical.ntk(net, params, X1, method="finite-differences")
-    with pytest.raises(ValueError, match="^batch_size:"):
-        empirical.ntk(net, params, X1, batch_size=0)
+    with pytest.raises(ValueError, match="^block_size:"):
+        empirical.ntk(net, params, X1, block_size=0)
     with pytest.raises(ValueError, match="^layer:"):
         empirical.subnetwork_ntk(net, params, X1, layer=0)
     with pytest.raises(ValueError, match="^layer:"):
@@ -228,3 +228,11 @@ def test_bad_inputs() -> None:
         empirical.ntk_fn(lambda p, x: x.sum(axis=1) * p, 1.0, X1)
     with pytest.raises(ValueError, match="^method:"):
         empirical.ntk_fn(_mlp_out(net), params, X1, method="structured")
+
+
+def test_ntk_rejects_non_finite_params_as_train_does() -> None:
+    net = networks.mlp((3, 4, 1), activation="relu")
+    params = networks.init(jax.random.key(0), net, dtype=F64)
+    bad = (params[0]._replace(W=params[0].W.at[0, 0].set(jnp.nan)), *params[1:])
+    with pytest.raises(ValueError, match=r"^params\[0\]: contains NaN"):
+        empirical.ntk(net, bad, X1)

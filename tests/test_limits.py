@@ -5,7 +5,10 @@ adaptive quadrature in float64, Monte Carlo over wide networks (ntkbook.networks
 plain JAX network. Each tolerance says where it comes from.
 """
 
+import functools
+import inspect
 import math
+import warnings
 
 import hypothesis.extra.numpy as hnp
 import jax
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate
+from scipy import integrate, special
 
 import ntkbook
 from ntkbook import limits, networks
@@ -58,7 +61,13 @@ def test_erf_closed_form_matches_mehler_series_every_layer():
 def test_polar_rule_beats_tensor_gauss_hermite_on_relu():
     k11, k12, k22 = np.array([1.0]), np.array([0.3]), np.array([2.0])
     exact = limits.expectation(k11, k12, k22, activation="relu")
-    tensor = limits.expectation(k11, k12, k22, activation="relu", quadrature="hermite", points=25)
+    # the registry's relu refuses "hermite" (test_kinked_activation_refuses_hermite_rules); a
+    # copy that does not declare its kink takes it, with a warning naming the points
+    undeclared = Activation("relu-undeclared", jax.nn.relu, get("relu").sigma_dot)
+    with pytest.warns(UserWarning, match="^points: 25 hermite points"):
+        tensor = limits.expectation(
+            k11, k12, k22, activation=undeclared, quadrature="hermite", points=25
+        )
     polar = limits.expectation(k11, k12, k22, activation="relu", quadrature="polar", points=8)
     err_tensor = max(rel_err(a, b) for a, b in zip(tensor, exact, strict=True))
     err_polar = max(rel_err(a, b) for a, b in zip(polar, exact, strict=True))
@@ -332,10 +341,10 @@ def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, 
     act = leaky_relu(0.2) if name == "leaky" else get(name)
     n = 512
     x = jnp.asarray(RNG.normal(size=(n, 8)), dtype)
-    cfg = limits._Config(4, act, "closed", 0)
+    cfg = limits._Config(4, act, (limits._Rule("closed"),) * 3)
     sigma_w, beta = jnp.asarray(1.0, dtype), jnp.asarray(0.1, dtype)
     compiled = limits._full.lower(
-        x, x, sigma_w, beta, cfg=cfg, which=which, block_size=n, symmetric=True
+        x, x, sigma_w, beta, (None,), cfg=cfg, which=which, block_size=n, symmetric=True
     ).compile()
     memory = compiled.memory_analysis()
     matrix = n * n * jnp.dtype(dtype).itemsize
@@ -403,8 +412,14 @@ def test_bad_input_raises_value_error_naming_argument(kwargs, name):
         limits.kernels(**kwargs)
 
 
-def test_nngp_ntk_reject_unknown_option():
-    with pytest.raises(ValueError, match="^bogus"):
+def test_nngp_ntk_have_explicit_keyword_only_signatures():
+    # help() shows every option; an unknown one is Python's own TypeError naming it
+    for fn in (limits.kernels, limits.nngp, limits.ntk, limits.standard_ntk):
+        params = inspect.signature(fn).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in params.values()), fn
+        for name in ("activation", "beta", "sigma_w", "quadrature", "points", "block_size"):
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, (fn, name)
+    with pytest.raises(TypeError, match="bogus"):
         ntkbook.ntk(X, depth=2, bogus=1)
 
 
@@ -435,3 +450,323 @@ def test_standard_ntk_matches_wide_standard_networks():
     emp = np.mean([empirical.ntk(net, networks.init(k, net), x, traced=True) for k in keys], 0)
     want = limits.standard_ntk(x, widths=widths, beta=0.5)
     np.testing.assert_allclose(emp, want, rtol=0.05)
+
+
+# ------------------------------------------------------------------ accuracy at any input scale
+# Reference: a composite 8-point Gauss–Legendre product rule on [−9, 9]² in (z1, z2), panels
+# 0.1 wide, in numpy float64, after the Cholesky map u = √k11 z1, v = √k22 (ρ z1 + √(1−ρ²) z2).
+# It shares nothing with the code under test (Hermite series, polar rule) and resolves
+# tanh(10 z) (variance 100): halving the panels changes it by < 1e-13, and the Gaussian tail
+# beyond 9 is e^{−40}. It needs σ smooth (a kinked σ is checked against its closed form).
+
+
+def _panel_rule(width=0.1, order=8, bound=9.0):
+    x, w = np.polynomial.legendre.leggauss(order)
+    edges = np.arange(-bound, bound + 1e-9, width)
+    a, b = edges[:-1, None], edges[1:, None]
+    z = (0.5 * (b - a) * x + 0.5 * (a + b)).ravel()
+    return z, (0.5 * (b - a) * w).ravel() * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+
+PANEL = _panel_rule()
+
+
+def reference_expectation(f, k11, k12, k22):
+    z, w = PANEL
+    rho = k12 / math.sqrt(k11 * k22)
+    s = math.sqrt(max(0.0, 1.0 - rho * rho))
+    inner = f(math.sqrt(k22) * (rho * z[:, None] + s * z[None, :])) @ w
+    return float(w @ (f(math.sqrt(k11) * z) * inner))
+
+
+_C = math.sqrt(2 / math.pi)
+
+
+def _tanh_dot(z):
+    return 1.0 - np.tanh(z) ** 2
+
+
+def _gelu_tanh(z):
+    return 0.5 * z * (1.0 + np.tanh(_C * (z + 0.044715 * z**3)))
+
+
+def _gelu_tanh_dot(z):
+    t = np.tanh(_C * (z + 0.044715 * z**3))
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _C * (1 + 3 * 0.044715 * z * z)
+
+
+NUMPY = {  # σ, σ̇ written in numpy for the reference
+    "tanh": (np.tanh, _tanh_dot),
+    "gelu": (
+        lambda z: 0.5 * z * (1 + special.erf(z / math.sqrt(2))),
+        lambda z: 0.5 * (1 + special.erf(z / math.sqrt(2)))
+        + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+    ),
+    "gelu_tanh": (_gelu_tanh, _gelu_tanh_dot),
+    "softplus": (lambda z: np.logaddexp(0.0, z), special.expit),
+    "sin": (np.sin, np.cos),
+    "tanh+z/4": (lambda z: np.tanh(z) + 0.25 * z, lambda z: _tanh_dot(z) + 0.25),
+}
+CALLABLES = {  # what a user passes → the numpy reference it must match
+    "tanh": "tanh",
+    "gelu": "gelu",
+    "softplus": "softplus",
+    "sin": "sin",
+    jnp.tanh: "tanh",
+    jax.nn.gelu: "gelu_tanh",
+}
+
+
+def _pairs(k):
+    """Probe covariances at variance k: three correlations, and k against k/7."""
+    k11 = np.array([k, k, k, k])
+    k22 = np.array([k, k, k, k / 7])
+    k12 = np.array([0.999, 0.4, -0.8, 0.6]) * np.sqrt(k11 * k22)
+    return k11, k12, k22
+
+
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "softplus", "sin", jax.nn.gelu], ids=str)
+@pytest.mark.parametrize("k", [0.1, 4.0, 30.0, 100.0])
+def test_expectation_default_is_accurate_at_any_variance(activation, k):
+    # The issue's requirement: ≤ 1e-8 relative (to the largest value) with defaults only, for
+    # variances up to 100. Before, "tanh" was off by 7e-3 at 10 and jnp.tanh by 0.1 at 30.
+    f, f_dot = NUMPY[CALLABLES[activation]]
+    pairs = _pairs(k)
+    got = limits.expectation(*pairs, activation=activation)
+    for g, fn in zip(got, (f, f_dot), strict=True):
+        want = np.array([reference_expectation(fn, *p) for p in zip(*pairs, strict=True)])
+        assert rel_err(g, want) < 1e-8, (activation, k, rel_err(g, want))
+
+
+def reference_kernels(f, f_dot, x, depth, beta, sigma_w):
+    """Σ, Σ̇, Θ of every layer on the rows of x by the recursion with the reference above."""
+    k = sigma_w**2 * x @ x.T / x.shape[1] + beta**2
+    sig, dot, theta = [k], [np.zeros_like(k)], [k]
+    n = len(x)
+    for _ in range(depth - 1):
+        e = np.zeros((2, n, n))
+        for i in range(n):
+            for j in range(i, n):
+                for t, fn in enumerate((f, f_dot)):
+                    e[t, i, j] = e[t, j, i] = reference_expectation(fn, k[i, i], k[i, j], k[j, j])
+        k = sigma_w**2 * e[0] + beta**2
+        sig.append(k)
+        dot.append(sigma_w**2 * e[1])
+        theta.append(theta[-1] * dot[-1] + k)
+    return np.array(sig), np.array(dot), np.array(theta)
+
+
+def _scaled_inputs(sigma1, beta, sigma_w):
+    """Three inputs in n_0 = 3 with Σ¹(x, x) = sigma1 for the first two (at an angle of 1 rad)
+    and a third of 0.4× their norm."""
+    r = math.sqrt(3 * (sigma1 - beta**2)) / sigma_w
+    rows = [[r, 0, 0], [r * math.cos(1.0), r * math.sin(1.0), 0], [0.0, 0.24 * r, 0.32 * r]]
+    return np.array(rows)
+
+
+@pytest.mark.parametrize(
+    "activation, sigma1, depth, beta, sigma_w",
+    [
+        ("tanh", 100.0, 4, 0.1, 1.0),
+        (jnp.tanh, 30.0, 10, 0.3, 1.5),
+        ("gelu", 10.0, 6, 0.0, 1.4),
+        ("softplus", 100.0, 3, 0.2, 1.0),
+        ("sin", 4.0, 10, 0.5, 1.2),
+    ],
+    ids=str,
+)
+def test_kernels_default_are_accurate_for_large_variances_and_depths(
+    activation, sigma1, depth, beta, sigma_w
+):
+    # Σ, Σ̇ and Θ of every layer within 1e-8 relative of the independent recursion.
+    f, f_dot = NUMPY[CALLABLES[activation]]
+    x = _scaled_inputs(sigma1, beta, sigma_w)[: 3 if depth <= 4 else 2]  # reference time
+    want = reference_kernels(f, f_dot, x, depth, beta, sigma_w)
+    got = limits.kernels(x, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w)
+    for name, g, w in zip(("sigma", "sigma_dot", "theta"), got, want, strict=True):
+        for layer in range(1 if name == "sigma_dot" else 0, depth):
+            err = rel_err(g[layer], w[layer])
+            assert err < 1e-8, (name, layer + 1, err)
+
+
+@pytest.mark.parametrize(
+    "fn, name",
+    [
+        (jax.nn.relu, "relu"),
+        (jnp.abs, "abs"),
+        (jnp.tanh, "tanh"),
+        (jax.scipy.special.erf, "erf"),
+        (jax.nn.softplus, "softplus"),
+        (jax.nn.gelu, "gelu_tanh"),
+        (functools.partial(jax.nn.gelu, approximate=True), "gelu_tanh"),
+        (functools.partial(jax.nn.gelu, approximate=False), "gelu"),
+        (jnp.sin, "sin"),
+        (jax.nn.identity, "identity"),
+        (jax.nn.leaky_relu, "leaky_relu(0.01)"),
+        (functools.partial(jax.nn.leaky_relu, negative_slope=0.2), "leaky_relu(0.2)"),
+    ],
+    ids=str,
+)
+def test_well_known_jax_functions_are_recognised(fn, name):
+    act = get(fn)
+    assert act.name == name
+    want = leaky_relu(float(name[11:-1])) if name.startswith("leaky") else get(name)
+    assert act is want  # the registry's entry: its closed form and kink flag
+    if act.expectation is not None:  # relu, abs, erf, sin, identity, leaky: closed forms
+        x = _scaled_inputs(4.0, 0.1, 1.0)
+        cfg = limits.kernels(x, depth=3, activation=fn, beta=0.1)
+        assert all(np.all(np.isfinite(np.asarray(f))) for f in cfg)
+
+
+def test_relu_callable_matches_arc_cosine_formula_at_every_depth():
+    # Before: jax.nn.relu took the smooth-σ Mehler series and was off by 1.1e-2 … 3.3e-2 at
+    # depth 2 … 4. Reference: the arc-cosine recursion in numpy (Cho & Saul 2009).
+    x = _scaled_inputs(1.0, 0.1, 1.0)
+    k = x @ x.T / 3 + 0.01
+    got = limits.kernels(x, depth=4, activation=jax.nn.relu, beta=0.1)
+    for layer in range(1, 4):
+        s = np.sqrt(np.outer(np.diag(k), np.diag(k)))
+        theta = np.arccos(np.clip(k / s, -1, 1))
+        k = s * (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi) + 0.01
+        assert rel_err(got.sigma[layer], k) < 1e-12
+
+
+def test_unknown_callables_smooth_or_kinked_at_zero_are_exact():
+    # An unrecognised smooth σ: the Mehler series, its length from the coefficients' tail.
+    f, f_dot = NUMPY["tanh+z/4"]
+    pairs = _pairs(30.0)
+    got = limits.expectation(*pairs, activation=lambda z: jnp.tanh(z) + 0.25 * z)
+    for g, fn in zip(got, (f, f_dot), strict=True):
+        want = np.array([reference_expectation(fn, *p) for p in zip(*pairs, strict=True)])
+        assert rel_err(g, want) < 1e-8
+    # An unrecognised σ kinked at 0 (leaky ReLU with slope −1/2 written by hand): its Hermite
+    # tail decays like a power, so the automatic choice takes the polar rule, exact on each
+    # cell; reference: the closed form of leaky_relu(−0.5). Floor: the √eps conditioning of
+    # θ = arccos ρ near ρ = 1 (~1e-10 here), under the promised 1e-8.
+    x = _scaled_inputs(10.0, 0.2, 1.0)
+    by_hand = lambda z: jnp.where(z > 0, z, -0.5 * z)  # noqa: E731
+    hand = limits.kernels(x, depth=4, activation=by_hand, beta=0.2)
+    exact = limits.kernels(x, depth=4, activation=leaky_relu(-0.5), beta=0.2)
+    for a, b in zip(hand, exact, strict=True):
+        assert rel_err(a, b) < 1e-8
+
+
+def test_kink_away_from_zero_warns_naming_activation():
+    # relu(z − 1): no rule converges (the polar rule splits at 0 only): say so, never NaN.
+    with pytest.warns(UserWarning, match="^activation: no rule reaches"):
+        k = limits.expectation(*_pairs(1.0), activation=lambda z: jax.nn.relu(z - 1.0))
+    assert all(np.all(np.isfinite(np.asarray(e))) for e in k)
+
+
+@pytest.mark.parametrize("quadrature", ["mehler", "hermite"])
+@pytest.mark.parametrize("activation", ["relu", jnp.abs, leaky_relu(0.1)], ids=str)
+def test_kinked_activation_refuses_hermite_rules(quadrature, activation):
+    with pytest.raises(ValueError, match=f"^quadrature: '{quadrature}' cannot be accurate.*kinked"):
+        limits.ntk(X, depth=2, activation=activation, quadrature=quadrature, points=32)
+
+
+def test_explicit_points_too_small_warn_and_large_points_stay_finite():
+    x = _scaled_inputs(10.0, 0.1, 1.0)
+    with pytest.warns(UserWarning, match="^points: 16 Mehler terms"):
+        limits.ntk(x, depth=2, activation="tanh", quadrature="mehler", points=16)
+    with pytest.warns(UserWarning, match="^points: 6 polar points"):
+        limits.ntk(x, depth=2, activation="tanh", quadrature="polar", points=6)
+    # numpy's Hermite rule overflowed to NaN from 189 (Mehler) / 379 (hermite) points
+    x1 = _scaled_inputs(1.0, 0.1, 1.0)
+    want = reference_kernels(*NUMPY["tanh"], x1, 2, 0.1, 1.0)[2][-1]
+    for quadrature, points in (("mehler", 400), ("hermite", 400)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # hermite: the tensor rule's own accuracy
+            got = limits.ntk(x1, depth=2, activation="tanh", beta=0.1, quadrature=quadrature,
+                             points=points)  # fmt: skip
+        assert np.all(np.isfinite(np.asarray(got)))
+        assert rel_err(got, want) < (1e-12 if quadrature == "mehler" else 1e-6)
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
+def test_gradients_with_respect_to_beta_and_sigma_w_match_finite_differences(name):
+    x = jnp.asarray(X / 2)  # small variances: a short series (reverse mode compiles slowly)
+
+    def total(beta, sigma_w):
+        return jnp.sum(ntkbook.ntk(x, depth=3, activation=name, beta=beta, sigma_w=sigma_w))
+
+    b0, s0 = 0.3, 1.2
+    grads = jax.grad(total, argnums=(0, 1))(b0, s0)
+    h = 1e-5
+    fd = (
+        (total(b0 + h, s0) - total(b0 - h, s0)) / (2 * h),
+        (total(b0, s0 + h) - total(b0, s0 - h)) / (2 * h),
+    )
+    # central differences: O(h²) ≈ 1e-10 truncation, O(eps/h) ≈ 1e-11 rounding
+    for g, d in zip(grads, fd, strict=True):
+        assert abs(float(g) - float(d)) <= 1e-7 * abs(float(d)), (name, g, d)
+
+
+def test_gradient_of_gp_log_likelihood_under_jit():
+    # Fitting β and σ_w by marginal likelihood: the kernel inside jit(grad(...)).
+    x, y = jnp.asarray(X), jnp.asarray(np.sin(X[:, :1]))
+
+    def nll(params):
+        k = ntkbook.nngp(x, depth=3, beta=params[0], sigma_w=params[1]) + 0.1 * jnp.eye(len(x))
+        chol = jnp.linalg.cholesky(k)
+        alpha = jax.scipy.linalg.cho_solve((chol, True), y)
+        return 0.5 * jnp.sum(y * alpha) + jnp.sum(jnp.log(jnp.diag(chol)))
+
+    p = jnp.array([0.4, 1.3])
+    g = jax.jit(jax.grad(nll))(p)
+    h = 1e-5
+    for i in range(2):
+        e = jnp.zeros(2).at[i].set(h)
+        assert abs(float(g[i]) - float((nll(p + e) - nll(p - e)) / (2 * h))) < 1e-7
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(x1=np.zeros((3, 0)), depth=2), "x1"),
+        (dict(x1=X + 1j * X, depth=2), "x1"),
+        (dict(x1=X, x2=Y.astype(np.complex64), depth=2), "x2"),
+        (dict(x1=X.astype(np.float16), depth=2), "x1"),
+        (dict(x1=jnp.asarray(X, jnp.bfloat16), depth=2), "x1"),
+        (dict(x1=X, depth=2, dtype=jnp.float16), "dtype"),
+        (dict(x1=X, depth=2, dtype=jnp.bfloat16), "dtype"),
+        (dict(x1=X, depth=2, beta=np.ones(2)), "beta"),
+        (dict(x1=X, depth=2, sigma_w=jnp.ones((1, 1))), "sigma_w"),
+        (dict(x1=X, depth=2, beta=1j), "beta"),
+        (dict(x1=X, depth=2, sigma_w=jnp.asarray(0.0)), "sigma_w"),
+        (dict(x1=X, depth=2, activation="tanh", points=100_000), "points"),
+    ],
+)
+def test_more_bad_inputs_raise_value_error_naming_argument(kwargs, name):
+    with pytest.raises(ValueError, match=f"^{name}"):
+        limits.kernels(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["relu", "abs", "identity"])
+def test_homogeneous_kernels_stay_exact_for_huge_and_tiny_float32_inputs(name):
+    # With β = 0, Σ and Θ scale as |x||x'| (Σ̇ not at all). The Gram matrix of inputs of norm
+    # 1e±20 over- or underflows float32 (1e40, 1e-40); the kernels of unit inputs times the
+    # norms (taken in float64) stay exact where the result itself is representable. Own seed:
+    # a pair with ρ near ±1 would add float32's √eps arccos conditioning (~3e-4) to any input.
+    x = np.random.default_rng(7).normal(size=(4, 3))
+    scale = np.array([[1e20], [1e-20], [1e15], [1e-15]])  # products 1e35 … 1e-35: representable
+    big = (x * scale).astype(np.float32)
+    want = limits.kernels(x, depth=3, activation=name)
+    got = limits.kernels(big[:2], big[2:], depth=3, activation=name)
+    outer = scale[:2] * scale[2:].T
+    for field, factor in ((0, outer), (1, 1.0), (2, outer)):
+        expected = np.asarray(want[field])[:, :2, 2:] * factor
+        np.testing.assert_allclose(np.asarray(got[field], np.float64), expected, rtol=1e-5)
+    diag = limits.ntk(big[2:], depth=3, activation=name, diagonal=True)  # 1e30 and 1e-30
+    ref = np.asarray(limits.ntk(x[2:], depth=3, activation=name, diagonal=True)) * scale[2:, 0] ** 2
+    np.testing.assert_allclose(np.asarray(diag, np.float64), ref, rtol=1e-5)
+
+
+def test_float32_depth_that_underflows_warns_naming_depth():
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    with pytest.warns(UserWarning, match="^depth: in float32, the kernels of 'relu' reach 2"):
+        limits.ntk(x, depth=200)  # Σ halves per layer: 2^-199
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limits.ntk(x, depth=100)  # 2^-99: still a normal float32
+        limits.ntk(x.astype(np.float64), depth=200)  # float64 is not checked (2^-1022)

@@ -18,7 +18,7 @@ def _draw(key: jax.Array) -> dict:
 
 def test_ensemble_equals_a_loop_over_split_keys() -> None:
     key = jax.random.key(4)
-    out = montecarlo.ensemble(_draw, key, 7, chunk_size=3)  # 3 does not divide 7
+    out = montecarlo.ensemble(_draw, key, 7, block_size=3)  # 3 does not divide 7
     assert out["z"].shape == (7, 3, 2) and out["norm"].shape == (7,)
     for s, k in enumerate(jax.random.split(key, 7)):
         ref = _draw(k)
@@ -28,8 +28,8 @@ def test_ensemble_equals_a_loop_over_split_keys() -> None:
 
 
 def test_ensemble_same_key_bitwise_and_chunking_does_not_change_draws() -> None:
-    a = montecarlo.ensemble(_draw, jax.random.key(1), 10, chunk_size=4)
-    b = montecarlo.ensemble(_draw, jax.random.key(1), 10, chunk_size=4)
+    a = montecarlo.ensemble(_draw, jax.random.key(1), 10, block_size=4)
+    b = montecarlo.ensemble(_draw, jax.random.key(1), 10, block_size=4)
     c = montecarlo.ensemble(_draw, jax.random.key(1), 10)
     np.testing.assert_array_equal(a["z"], b["z"])
     np.testing.assert_allclose(a["z"], c["z"], rtol=1e-14, atol=0)
@@ -88,8 +88,8 @@ def test_bad_inputs() -> None:
         montecarlo.ensemble(_draw, 0, 2)
     with pytest.raises(ValueError, match="^n_samples:"):
         montecarlo.ensemble(_draw, jax.random.key(0), 0)
-    with pytest.raises(ValueError, match="^chunk_size:"):
-        montecarlo.ensemble(_draw, jax.random.key(0), 4, chunk_size=0)
+    with pytest.raises(ValueError, match="^block_size:"):
+        montecarlo.ensemble(_draw, jax.random.key(0), 4, block_size=0)
     with pytest.raises(ValueError, match="^samples:"):
         montecarlo.mean_sem(np.ones(1))
     w = [10, 20, 40]
@@ -113,3 +113,5 @@ def test_bad_inputs() -> None:
         montecarlo.fit_rate(w, [0.1, 0.2, 0.3], confidence=1.0)
     with pytest.raises(ValueError, match="^key:"):
         montecarlo.fit_rate(w, [0.1, 0.2, 0.3], key=7)
+
+

@@ -108,7 +108,7 @@ def test_output_covariance_at_init_is_the_nngp() -> None:
     def outputs(key: jax.Array) -> jax.Array:
         return networks.forward(net, networks.init(key, net, dtype=F64), xj).pre[-1]
 
-    f = montecarlo.ensemble(outputs, jax.random.key(5), n_samples, chunk_size=256)
+    f = montecarlo.ensemble(outputs, jax.random.key(5), n_samples, block_size=256)
     # The 8 outputs are iid given the hidden layer: S·n_L = 4096 draws of f(x) ∈ R^3.
     f = np.asarray(f).transpose(0, 2, 1).reshape(-1, 3)
     cov = f.T @ f / f.shape[0]
@@ -156,3 +156,10 @@ def test_apply_bad_inputs() -> None:
         networks.apply(net, (params[0], Dense(jnp.ones((4, 3)), jnp.ones(3))), jnp.ones((5, 3)))
     with pytest.raises(ValueError, match=r"^params\[0\]:"):
         networks.apply(net, ({"W": 1}, params[1]), jnp.ones((5, 3)))
+
+
+def test_init_names_key_on_a_bad_key() -> None:
+    net = networks.mlp((3, 4, 1), activation="relu")
+    for bad in (0, np.zeros(2, np.int32), jax.random.split(jax.random.key(0), 2)):
+        with pytest.raises(ValueError, match="^key:"):
+            networks.init(bad, net)

@@ -1,6 +1,8 @@
 """Tests of ntkbook.regression against independent dense computations (scipy.linalg.expm, explicit
 iteration, Cholesky GP inference, Monte Carlo over Gaussian initial functions)."""
 
+import functools
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def test_gradient_flow_scalar_time_and_infinity():
     # computed through a Cholesky factorisation (an independent solver)
     inf = regression.gradient_flow(txx, y, t=np.inf, theta_zx=tzx)
     np.testing.assert_allclose(inf.train, y, atol=1e-10)
-    gp = regression.gp_posterior(txx, tzx, kzz, y)
+    gp = regression.gp_posterior(txx, k_zx=tzx, k_zz=kzz, y=y)
     np.testing.assert_allclose(inf.test, gp.mean, atol=1e-10)
 
 
@@ -118,7 +120,7 @@ def test_full_kernel_matches_dense_expm_and_kron_identity():
 
 def test_gp_posterior_matches_dense_formula():
     txx, tzx, kzz, y, *_ = _problem(6)
-    gp = regression.gp_posterior(txx, tzx, kzz, y, reg=0.05)
+    gp = regression.gp_posterior(txx, k_zx=tzx, k_zz=kzz, y=y, reg=0.05)
     inv = np.linalg.inv(txx + 0.05 * np.eye(N))
     np.testing.assert_allclose(gp.mean, tzx @ inv @ y, atol=1e-10)
     np.testing.assert_allclose(gp.cov, kzz - tzx @ inv @ tzx.T, atol=1e-10)
@@ -128,11 +130,15 @@ def test_ensemble_moments_limits():
     """t = 0: the prior GP(0, K); t = ∞ with Θ = K: the GP posterior (Lee et al. 2019, §2.3)."""
     kxx, kzx, kzz, y, *_ = _problem(7)
     txx, tzx = _problem(8)[:2]
-    at0 = regression.ensemble_moments(kxx, kzx, kzz, txx, tzx, y, t=0.0)
+    at0 = regression.ensemble_moments(
+        kxx, k_zx=kzx, k_zz=kzz, theta_xx=txx, theta_zx=tzx, y=y, t=0.0
+    )
     np.testing.assert_allclose(at0.mean, np.zeros((M, K)), atol=1e-14)
     np.testing.assert_allclose(at0.cov, kzz, atol=1e-12)
-    gp = regression.gp_posterior(kxx, kzx, kzz, y)
-    inf = regression.ensemble_moments(kxx, kzx, kzz, kxx, kzx, y, t=np.inf)
+    gp = regression.gp_posterior(kxx, k_zx=kzx, k_zz=kzz, y=y)
+    inf = regression.ensemble_moments(
+        kxx, k_zx=kzx, k_zz=kzz, theta_xx=kxx, theta_zx=kzx, y=y, t=np.inf
+    )
     np.testing.assert_allclose(inf.mean, gp.mean, atol=1e-10)
     np.testing.assert_allclose(inf.cov, gp.cov, atol=1e-10)
 
@@ -145,7 +151,13 @@ def test_ensemble_moments_match_monte_carlo_over_initial_functions():
     y = np.random.default_rng(11).normal(size=(N, 1))
     t, s = 4.0, 6000
     mom = regression.ensemble_moments(
-        kern[:N, :N], kern[N:, :N], kern[N:, N:], theta[:N, :N], theta[N:, :N], y, t=t
+        kern[:N, :N],
+        k_zx=kern[N:, :N],
+        k_zz=kern[N:, N:],
+        theta_xx=theta[:N, :N],
+        theta_zx=theta[N:, :N],
+        y=y,
+        t=t,
     )
     f0 = np.linalg.cholesky(kern + 1e-12 * np.eye(N + M)) @ np.random.default_rng(12).normal(
         size=(N + M, s)
@@ -165,7 +177,9 @@ def test_ensemble_moments_match_monte_carlo_over_initial_functions():
 
 def test_time_axis_shapes():
     kxx, kzx, kzz, y, *_ = _problem(13)
-    mom = regression.ensemble_moments(kxx, kzx, kzz, kxx, kzx, y, t=[0.5, 1.0, np.inf])
+    mom = regression.ensemble_moments(
+        kxx, k_zx=kzx, k_zz=kzz, theta_xx=kxx, theta_zx=kzx, y=y, t=[0.5, 1.0, np.inf]
+    )
     assert mom.mean.shape == (3, M, K) and mom.cov.shape == (3, M, M)
 
 
@@ -194,13 +208,13 @@ def test_bad_inputs_name_the_argument():
     _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx, f0_z=f0z[:-1]), "f0_z")
     _bad(lambda: regression.gradient_descent(txx, y, steps=1.5, lr=1.0), "steps")
     singular = _psd(15, N, 2)
-    _bad(lambda: regression.gp_posterior(singular, tzx, kzz, y), "k_xx")
-    _bad(lambda: regression.gp_posterior(txx, tzx, kzz[:-1, :-1], y), "k_zz")
-    _bad(lambda: regression.gp_posterior(txx, tzx[:, :-1], kzz, y), "k_zx")
-    em = regression.ensemble_moments
-    _bad(lambda: em(txx, tzx, kzz, txx[:-1, :-1], tzx, y, t=1.0), "theta_xx")
-    _bad(lambda: em(txx, tzx, kzz, txx, tzx[:-1], y, t=1.0), "theta_zx")
-    _bad(lambda: em(txx, tzx, kzz, singular, tzx, y, t=np.inf), "theta_xx")
+    _bad(lambda: regression.gp_posterior(singular, k_zx=tzx, k_zz=kzz, y=y), "k_xx")
+    _bad(lambda: regression.gp_posterior(txx, k_zx=tzx, k_zz=kzz[:-1, :-1], y=y), "k_zz")
+    _bad(lambda: regression.gp_posterior(txx, k_zx=tzx[:, :-1], k_zz=kzz, y=y), "k_zx")
+    em = functools.partial(regression.ensemble_moments, txx, k_zx=tzx, k_zz=kzz, y=y)
+    _bad(lambda: em(theta_xx=txx[:-1, :-1], theta_zx=tzx, t=1.0), "theta_xx")
+    _bad(lambda: em(theta_xx=txx, theta_zx=tzx[:-1], t=1.0), "theta_zx")
+    _bad(lambda: em(theta_xx=singular, theta_zx=tzx, t=np.inf), "theta_xx")
 
 
 def _nan(a):

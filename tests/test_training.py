@@ -182,7 +182,9 @@ def test_infinite_ensemble_moments_from_trained_networks():
         return np.asarray(a @ b.T / N0 + beta**2)
 
     kxx, kzx, kzz = k(x, x), k(z, x), k(z, z)
-    mom = regression.ensemble_moments(kxx, kzx, kzz, kxx, kzx, y1, t=lr * steps)
+    mom = regression.ensemble_moments(
+        kxx, k_zx=kzx, k_zz=kzz, theta_xx=kxx, theta_zx=kzx, y=y1, t=lr * steps
+    )
     # the same moments for k GD steps, densely: A = Θ⁻¹(I − (I − ηΘ/N)^k), B = Θ(Z, X) A
     n = x.shape[0]
     b = kzx @ np.linalg.solve(kxx, np.eye(n) - np.linalg.matrix_power(np.eye(n) - lr * kxx / n,
@@ -238,3 +240,13 @@ def test_bad_inputs_name_the_argument():
     bad("params", params=params[:1])
     with pytest.raises(ValueError, match="^params"):
         training.linearise(net, params[:1])
+
+
+def test_train_names_x_for_no_points_and_n_l_for_bad_targets():
+    net, params = _net(k=2)
+    x, y = _data()
+    y2 = jnp.concatenate([y, y], axis=1)
+    with pytest.raises(ValueError, match=r"^x: no training points \(N = 0"):
+        training.train(net, params, x[:0], y2[:0], lr=0.1, steps=1)
+    with pytest.raises(ValueError, match=r"^y: expected n_L = 2 columns"):
+        training.train(net, params, x, y, lr=0.1, steps=1)
