@@ -6,7 +6,6 @@ public functions validate before they enter compiled code.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import jax
