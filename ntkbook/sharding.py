@@ -124,14 +124,14 @@ def _per_device(name: str, count: int, mesh: Mesh, what: str) -> int:
 
 def _freeze(options: dict[str, object]) -> tuple[tuple[str, object], ...]:
     """Options as a hashable, sorted tuple (lists → tuples), to be a static argument of jit."""
-    items = tuple(
-        sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
-    )
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
     try:
         hash(items)
     except TypeError:
         bad = next(k for k, v in items if not _hashable(v))
-        raise ValueError(f"{bad}: must be hashable (a static option), got {options[bad]!r}") from None
+        raise ValueError(
+            f"{bad}: must be hashable (a static option), got {options[bad]!r}"
+        ) from None
     return items
 
 
@@ -297,14 +297,19 @@ def kernels(
 def nngp(
     x1: Array, x2: Array | None = None, *, depth: int, mesh: MeshLike = "all", **options: object
 ) -> Array:
-    """Σ^(L) (:func:`ntkbook.limits.nngp`), rows of ``x1`` split over ``mesh``; as :func:`kernels`."""
+    """Σ^(L) (:func:`ntkbook.limits.nngp`), the rows of ``x1`` split over ``mesh``.
+
+    Arguments and errors as in :func:`kernels`.
+    """
     return _limits("nngp", x1, x2, depth=depth, mesh=mesh, options=options)
 
 
 def ntk(
     x1: Array, x2: Array | None = None, *, depth: int, mesh: MeshLike = "all", **options: object
 ) -> Array:
-    r"""Θ∞^(L) (:func:`ntkbook.limits.ntk`), rows of ``x1`` split over ``mesh``; as :func:`kernels`.
+    r"""Θ∞^(L) (:func:`ntkbook.limits.ntk`), the rows of ``x1`` split over ``mesh``.
+
+    Arguments and errors as in :func:`kernels`.
 
     .. math::
 
@@ -517,3 +522,215 @@ def train_ensemble(
     m, keys, size = _seeds(key, n_samples, mesh, block_size)
     draw = _TrainDraw(net, dt, _freeze(options))
     return _ensemble_rows(keys, _replicated(args, m), fn=draw, mesh=m, block_size=size)
+
+
+# ---------------------------------------------------------------------------- larger than memory
+
+
+class TextProgress:
+    r"""A progress callback ``progress(done, total)`` that prints a line to ``stream`` (default
+    stderr) at most every ``every`` seconds, and at the end: rows done, their share, the time
+    elapsed and the time left at the average rate so far,
+
+    .. math:: t_{\rm left} = t_{\rm elapsed}\, (\text{total} - \text{done}) / \text{done}.
+
+    Args:
+        label: what is counted (shown first on each line).
+        every: seconds between lines (≥ 0).
+        stream: a text stream; default ``sys.stderr``.
+    """
+
+    def __init__(self, label: str = "rows", *, every: float = 5.0, stream: Any = None) -> None:
+        self.label = label
+        self.every = _checks.nonnegative("every", every)
+        self.stream = stream
+        self._start: float | None = None
+        self._last = -np.inf
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+        if done < total and now - self._last < self.every:
+            return
+        self._last = now
+        elapsed = now - self._start
+        left = f", about {elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
+        print(
+            f"{self.label}: {done}/{total} ({100 * done / max(total, 1):.0f} %), "
+            f"{elapsed:.1f} s{left}",
+            file=self.stream or sys.stderr, flush=True,
+        )  # fmt: skip
+
+
+def _progress(progress: object) -> Progress:
+    """``None`` → no report; ``True`` → :class:`TextProgress`; a callable as given."""
+    if progress is None or progress is False:
+        return lambda done, total: None
+    if progress is True:
+        return TextProgress()
+    if callable(progress):
+        return progress  # type: ignore[return-value]
+    raise ValueError(f"progress: expected None, True or a callable(done, total), got {progress!r}")
+
+
+class _Target(NamedTuple):
+    """Where :func:`write_kernel` puts rows: a host array, or a ``.npy`` file mapped one block
+    of rows at a time (so the resident memory stays that of a block)."""
+
+    array: np.ndarray | None
+    path: str | None
+    header: int
+    shape: tuple[int, int]
+    dtype: np.dtype
+
+    def write(self, row: int, columns: slice, data: np.ndarray) -> None:
+        if self.array is not None:
+            self.array[row : row + data.shape[0], columns] = data
+            return
+        region = np.memmap(
+            self.path, dtype=self.dtype, mode="r+", shape=(data.shape[0], self.shape[1]),
+            offset=self.header + row * self.shape[1] * self.dtype.itemsize,
+        )  # fmt: skip
+        region[:, columns] = data
+        region.flush()
+        del region  # unmapped: its pages leave the resident set
+
+    def result(self) -> np.ndarray:
+        if self.array is not None:
+            return self.array
+        return np.load(self.path, mmap_mode="r")
+
+
+def _target(out: object, shape: tuple[int, int], dtype: np.dtype) -> _Target:
+    """Validate ``out`` (an array of ``shape`` or a ``.npy`` path) and prepare it."""
+    if isinstance(out, np.ndarray):
+        if out.shape != shape or not np.issubdtype(out.dtype, np.floating):
+            raise ValueError(
+                f"out: expected a float array of shape {shape}, got {out.dtype} {out.shape}"
+            )
+        if not out.flags.writeable:
+            raise ValueError("out: the array is read-only")
+        return _Target(out, None, 0, shape, out.dtype)
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).endswith(".npy"):
+        raise ValueError(f"out: expected a numpy array or a path ending in .npy, got {out!r}")
+    path = os.fspath(out)
+    if jax.process_index() == 0:  # a sparse file of the final size, with a .npy header
+        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
+    _sync("created")
+    return _Target(None, path, int(np.load(path, mmap_mode="r").offset), shape, dtype)
+
+
+def _sync(what: str) -> None:
+    """With several processes (jax.distributed), wait for all of them."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"ntkbook.sharding.write_kernel: {what}")
+
+
+def write_kernel(
+    out: np.ndarray | str | os.PathLike[str],
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    depth: int,
+    kernel: str = "ntk",
+    mesh: MeshLike | None = None,
+    block_size: int | None = None,
+    progress: bool | Progress | None = None,
+    **options: object,
+) -> np.ndarray:
+    r"""Θ∞^(L) (or Σ^(L)) of any size, written block by block to a host array or a ``.npy`` file.
+
+    Blocks of ``block_size`` rows of ``x1`` are computed on the mesh, each device taking
+    ``block_size / D`` of them (as in :func:`ntk`), and every device's rows are copied to
+    ``out`` while the next block computes:
+
+    .. math::
+
+        \text{out}[r : r + B,\ :] = k(x1[r : r + B],\ x2), \qquad r = 0, B, 2B, \dots
+
+    (the last block starts at N1 − B, overlapping its predecessor, so any N1 ≥ D works and
+    only one program is compiled). Device memory holds ``x2`` and two blocks, B × N2 each;
+    host memory one block (a file is mapped one block at a time). Each device's rows are
+    written by the process that owns the device, so with several hosts (jax.distributed) a
+    file on a shared filesystem receives every row.
+
+    Args:
+        out: a writable float :class:`numpy.ndarray` of shape (N1, N2), or a path ending in
+            ``.npy`` (created, or overwritten, through :func:`numpy.lib.format.open_memmap`).
+        x1: inputs (N1, n_0), finite, N1 ≥ D.
+        x2: inputs (N2, n_0); default ``x1`` (the symmetric kernel).
+        depth: L ≥ 1.
+        kernel: ``"ntk"`` (Θ∞^(L)) or ``"nngp"`` (Σ^(L)).
+        mesh: a :class:`jax.sharding.Mesh`, ``"all"``, or ``None``: the first local device.
+        block_size: rows per block B, a multiple of D (default: D × ⌊2^24 / N2⌋, tiles of
+            64 MiB in float32 per device).
+        progress: ``True`` prints progress (:class:`TextProgress`); a callable is called as
+            ``progress(rows_done, N1)`` after each block; ``None``: silent.
+        **options: passed on to :func:`ntkbook.limits.ntk` / :func:`ntkbook.limits.nngp`
+            (``activation``, ``beta``, ``dtype``, …; not ``diagonal`` or ``layers``).
+
+    Returns:
+        ``out`` itself for an array; for a path, the file opened read-only with
+        ``numpy.load(path, mmap_mode="r")`` (nothing is read until indexed).
+
+    Raises:
+        ValueError: naming ``out``, ``x1``, ``x2``, ``kernel``, ``mesh``, ``block_size``,
+            ``progress`` or an option.
+
+    Example:
+        >>> import numpy as np
+        >>> theta = write_kernel(np.zeros((4, 4), np.float32), np.eye(4, dtype=np.float32), depth=2)
+        >>> bool(np.allclose(theta, ntk(np.eye(4, dtype=np.float32), depth=2)))
+        True
+    """
+    name = _checks.choice("kernel", kernel, ("nngp", "ntk"))
+    for bad in ("diagonal", "layers"):
+        if bad in options:
+            raise ValueError(
+                f"{bad}: write_kernel writes the full (N1, N2) matrix; use ntk/nngp/kernels "
+                f"for {bad}="
+            )
+    m = device_mesh(jax.local_devices()[:1]) if mesh is None else _mesh(mesh)
+    a = np.asarray(_checks.matrix("x1", x1))
+    b = None if x2 is None else _checks.matrix("x2", x2, n_features=a.shape[1])
+    n1, n2, d = a.shape[0], a.shape[0] if b is None else b.shape[0], m.size
+    if n1 < d:
+        raise ValueError(f"x1: {n1} rows, fewer than the mesh's {d} devices")
+    if block_size is None:
+        rows = d * max(1, _TILE_ENTRIES // n2)
+    else:
+        rows = _checks.positive_int("block_size", block_size)
+        _per_device("block_size", rows, m, "rows")
+    rows = min(rows, (n1 // d) * d)
+    report = _progress(progress)
+    frozen = _freeze({**options, "depth": depth})
+    fn = getattr(limits, name)
+    diag = None if b is not None else np.asarray(fn(x1=a, depth=depth, diagonal=True, **options))
+    x_all = _replicated(a if b is None else b, m)
+    split = partial(_put, mesh=m, spec=lambda t: _rows_spec(m, t.ndim, 0))  # rows, diagonal
+
+    def launch(start: int) -> Array:
+        db = None if diag is None else split(diag[start : start + rows])
+        return _limits_rows(
+            split(a[start : start + rows]), x_all, db,
+            _replicated(jnp.asarray(start, jnp.int32), m),
+            mesh=m, kernel=name, options=frozen, symmetric=b is None,
+        )  # fmt: skip
+
+    starts = [min(i * rows, n1 - rows) for i in range(-(-n1 // rows))]
+    report(0, n1)
+    pending = launch(starts[0])
+    target = _target(out, (n1, n2), np.dtype(pending.dtype))
+    for i, start in enumerate(starts):
+        block = pending
+        if i + 1 < len(starts):
+            pending = launch(starts[i + 1])  # dispatched now, computed while this block is written
+        for shard in block.addressable_shards:
+            row, columns = shard.index
+            target.write(start + (row.start or 0), columns, np.asarray(shard.data))
+        report(start + rows, n1)
+    _sync("written")
+    return target.result()
