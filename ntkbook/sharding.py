@@ -111,13 +111,12 @@ def _rows_spec(mesh: Mesh, ndim: int, axis: int) -> P:
     return P(*spec)
 
 
-def _per_device(name: str, count: int, mesh: Mesh, what: str) -> int:
+def _per_device(name: str, count: int, mesh: Mesh, what: str, hint: str = "") -> int:
     """count / mesh.size, or a ``ValueError`` naming ``name`` when it does not divide."""
     if count % mesh.size:
         raise ValueError(
             f"{name}: {count} {what} do not split evenly over the mesh's {mesh.size} devices; "
-            f"use a multiple of {mesh.size}"
-            + (" (or write_kernel, which takes any number of rows)" if what == "rows" else "")
+            f"use a multiple of {mesh.size}{hint}"
         )
     return count // mesh.size
 
@@ -244,7 +243,7 @@ def _limits(
     m = _mesh(mesh)
     a = _checks.matrix("x1", x1)
     b = None if x2 is None else _checks.matrix("x2", x2, n_features=a.shape[1])
-    _per_device("x1", a.shape[0], m, "rows")
+    _per_device("x1", a.shape[0], m, "rows", " (write_kernel takes any number of rows)")
     diagonal = bool(options.get("diagonal", False))
     if diagonal and b is not None and b.shape[0] != a.shape[0]:
         raise ValueError(
