@@ -395,9 +395,16 @@ def _ensemble_rows(
     keys: Array, args: tuple[Any, ...], *, fn: Callable[..., Any], mesh: Mesh, block_size: int
 ) -> Any:
     def local(kb: Array, *a: Any) -> Any:
-        return jax.lax.map(lambda k: fn(k, *a), kb, batch_size=block_size)
+        draw = partial(_call_with, fn, a)
+        if block_size == 1:  # one draw at a time, unbatched (no vmap of size 1)
+            return jax.lax.map(draw, kb)
+        return jax.lax.map(draw, kb, batch_size=block_size)
 
     return _sharded_call(local, mesh, ((keys, 0),), args, out_axis=lambda nd: 0)
+
+
+def _call_with(fn: Callable[..., Any], args: tuple[Any, ...], key: Array) -> Any:
+    return fn(key, *args)
 
 
 def _seeds(
@@ -408,7 +415,14 @@ def _seeds(
     k = _checks.key("key", key)
     s = _checks.positive_int("n_samples", n_samples)
     per = _per_device("n_samples", s, m, "samples")
-    size = per if block_size is None else min(_checks.positive_int("block_size", block_size), per)
+    if block_size is not None:
+        size = min(_checks.positive_int("block_size", block_size), per)
+    elif m.size > 1 and all(d.platform == "cpu" for d in m.devices.flat):
+        # several (simulated) CPU devices: jaxlib 0.10.2's batched CPU LAPACK kernels (eigh in
+        # training's operator norms) wait on the thread pool the devices share, and deadlock
+        size = 1
+    else:
+        size = per
     keys = _put(jax.random.split(k, s), m, lambda t: _rows_spec(m, t.ndim, 0))
     return m, keys, size
 
@@ -433,7 +447,9 @@ def ensemble(
         key: a ``jax.random`` key.
         n_samples: S ≥ 1, a multiple of the number of devices D.
         mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
-        block_size: samples per vmapped block on each device (default: all S/D at once).
+        block_size: samples per vmapped block on each device (default: all S/D at once; 1 on
+            a mesh of several CPU devices, where batched LAPACK kernels such as a vmapped
+            ``eigh`` were seen to deadlock in jaxlib 0.10.2).
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with a leading axis S, sharded along it.
@@ -494,7 +510,8 @@ def train_ensemble(
         n_samples: S, a multiple of the number of devices D.
         mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
         dtype: float dtype of the parameters.
-        block_size: members per vmapped block on each device (default: all S/D at once; memory
+        block_size: members per vmapped block on each device (default: all S/D at once, or 1
+            on a mesh of several CPU devices, as in :func:`ensemble`; memory
             ∝ block_size · parameters).
         x_test: test inputs (M, n_0), if any.
         **options: passed on to :func:`ntkbook.training.train` (``lr``, ``steps``,
