@@ -116,13 +116,15 @@ def main() -> None:
 
     y = jnp.asarray(rng.normal(size=(12, 2)))
     opts = {"lr": 0.5, "steps": 30, "record_at": 3, "record_ntk": True}
+    # 2 members per device: the default block (1 on CPU devices) avoids jaxlib's batched-eigh
+    # deadlock (training records operator norms by eigh); a hang fails the test by its timeout
     traj = sharding.train_ensemble(
-        net, jax.random.key(2), x, y, n_samples=4, mesh=mesh, dtype=jnp.float64,
+        net, jax.random.key(2), x, y, n_samples=8, mesh=mesh, dtype=jnp.float64,
         x_test=z, **opts,
     )  # fmt: skip
-    keys = jax.random.split(jax.random.key(2), 4)
+    keys = jax.random.split(jax.random.key(2), 8)
     errs = []
-    for s in range(4):
+    for s in range(8):
         one = training.train(
             net, networks.init(keys[s], net, dtype=jnp.float64), x, y, x_test=z, **opts
         )
