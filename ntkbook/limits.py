@@ -628,6 +628,7 @@ def kernels(
     block_size: int | None = None,
     dtype: object = None,
     layers: Sequence[int] | None = None,
+    mesh: object = None,
 ) -> Kernels:
     r"""Σ^(l), Σ̇^(l), Θ∞^(l) for l = 1 … L (the recursion in the module docstring).
 
@@ -651,6 +652,9 @@ def kernels(
             …); default all. ``layers=[-1]`` gives Σ^(L), Σ̇^(L) and Θ^(L) from one Gram
             matrix, at the memory of three matrices instead of 3L. (:func:`ntk` alone is
             fastest: one output lets XLA fuse all layers into one pass.)
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"`` (every device): the rows of ``x1``
+            are split over its devices by :func:`ntkbook.sharding.kernels`; ``None``: one
+            device.
 
     Returns:
         :class:`Kernels`, each field (L, N1, N2) (or (L, N)); index l − 1 is layer l; Σ̇^(1) = 0.
@@ -667,22 +671,34 @@ def kernels(
         >>> round(float(k.sigma[1, 0, 0]), 6), round(float(k.theta[1, 0, 0]), 6)
         (0.25, 0.5)
     """
-    return _compute(
-        x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
-        diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
-        dtype=dtype, which="kernels", layers=layers,
+    options = dict(
+        activation=activation, beta=beta, sigma_w=sigma_w, diagonal=diagonal,
+        quadrature=quadrature, points=points, block_size=block_size, dtype=dtype, layers=layers,
     )  # fmt: skip
+    if mesh is not None:  # several devices: ntkbook.sharding (imported here: it imports limits)
+        from . import sharding
+
+        return sharding.kernels(x1, x2, depth=depth, mesh=mesh, **options)
+    return _compute(x1, x2, depth=depth, **options, which="kernels")
 
 
-def nngp(x1: Array, x2: Array | None = None, *, depth: int, **options: object) -> Array:
+def nngp(
+    x1: Array, x2: Array | None = None, *, depth: int, mesh: object = None, **options: object
+) -> Array:
     """Σ^(L), the NNGP kernel of the output (N1, N2) (or (N,) with ``diagonal=True``).
 
     Same arguments as :func:`kernels`; only the last layer is kept, so memory is one matrix.
     """
+    if mesh is not None:  # several devices: ntkbook.sharding
+        from . import sharding
+
+        return sharding.nngp(x1, x2, depth=depth, mesh=mesh, **options)
     return _compute(x1, x2, depth=depth, **_defaults(options), which="nngp")
 
 
-def ntk(x1: Array, x2: Array | None = None, *, depth: int, **options: object) -> Array:
+def ntk(
+    x1: Array, x2: Array | None = None, *, depth: int, mesh: object = None, **options: object
+) -> Array:
     """Θ∞^(L), the limiting NTK of the output (N1, N2) (or (N,) with ``diagonal=True``).
 
     Same arguments as :func:`kernels`; only the last layer is kept, so memory is one matrix.
@@ -692,6 +708,10 @@ def ntk(x1: Array, x2: Array | None = None, *, depth: int, **options: object) ->
         >>> round(float(ntk(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # Θ = Σ¹ Σ̇² + Σ² = 1/2 + 1/2
         1.0
     """
+    if mesh is not None:  # several devices: ntkbook.sharding
+        from . import sharding
+
+        return sharding.ntk(x1, x2, depth=depth, mesh=mesh, **options)
     return _compute(x1, x2, depth=depth, **_defaults(options), which="ntk")
 
 

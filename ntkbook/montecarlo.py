@@ -63,7 +63,12 @@ def _ensemble(fn: Callable[[Array], Any], key: Array, n_samples: int, chunk_size
 
 
 def ensemble(
-    fn: Callable[[Array], Any], key: Array, n_samples: int, *, chunk_size: int | None = None
+    fn: Callable[[Array], Any],
+    key: Array,
+    n_samples: int,
+    *,
+    chunk_size: int | None = None,
+    mesh: object = None,
 ) -> Any:
     r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``.
 
@@ -78,6 +83,8 @@ def ensemble(
         key: a ``jax.random`` key.
         n_samples: S ≥ 1.
         chunk_size: samples per vmapped chunk (default: all S at once).
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the S keys are split over its devices
+            by :func:`ntkbook.sharding.ensemble` (chunks per device); ``None``: one device.
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with a leading axis of length S.
@@ -85,6 +92,10 @@ def ensemble(
     Raises:
         ValueError: naming ``fn``, ``key``, ``n_samples`` or ``chunk_size``.
     """
+    if mesh is not None:  # several devices: ntkbook.sharding (imported here: keeps the hook local)
+        from . import sharding
+
+        return sharding.ensemble(fn, key, n_samples, mesh=mesh, block_size=chunk_size)
     if not callable(fn):
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
     key = _checks.key("key", key)
@@ -382,6 +393,7 @@ def ntk_at_init(
     n_samples: int,
     dtype: object = jnp.float32,
     chunk_size: int | None = None,
+    mesh: object = None,
 ) -> InitNTK:
     r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.
 
@@ -402,6 +414,8 @@ def ntk_at_init(
         n_samples: S ≥ 1.
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
         chunk_size: initialisations per vmapped chunk (peak memory ∝ chunk_size · parameters).
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the initialisations are split over
+            its devices (:func:`ensemble`); ``None``: one device.
 
     Returns:
         :class:`InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L, n_L))``.
@@ -427,4 +441,4 @@ def ntk_at_init(
     if x2 is not None:
         x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
     draw = partial(_init_ntk, net, x1, x2, dt)
-    return ensemble(draw, key, n_samples, chunk_size=chunk_size)
+    return ensemble(draw, key, n_samples, chunk_size=chunk_size, mesh=mesh)
