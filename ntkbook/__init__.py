@@ -10,6 +10,7 @@ Modules follow the notes (see ``book/intro.md`` for the map):
 - :mod:`ntkbook.training` — gradient descent / flow and the linearised model;
 - :mod:`ntkbook.regression` — closed-form kernel regression and GP inference;
 - :mod:`ntkbook.montecarlo` — ensembles over initialisations and rate fits;
+- :mod:`ntkbook.sharding` — the same on several devices or hosts (meshes, memmap output);
 - :mod:`ntkbook.data` — small datasets made in code;
 - :mod:`ntkbook.plotting` — the book's figures.
 """
@@ -24,6 +25,7 @@ from . import (
     networks,
     plotting,
     regression,
+    sharding,
     training,
 )
 from ._version import __version__
@@ -43,5 +45,6 @@ __all__ = [
     "ntk",
     "plotting",
     "regression",
+    "sharding",
     "training",
 ]

@@ -69,6 +69,7 @@ def ensemble(
     n_samples: int,
     *,
     block_size: int | None = None,
+    mesh: object = None,
 ) -> Any:
     r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``.
 
@@ -83,6 +84,8 @@ def ensemble(
         key: a ``jax.random`` key.
         n_samples: S ≥ 1.
         block_size: samples per vmapped block (default: all S at once).
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the S keys are split over its devices
+            by :func:`ntkbook.sharding.ensemble` (blocks per device); ``None``: one device.
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with a leading axis of length S.
@@ -90,6 +93,10 @@ def ensemble(
     Raises:
         ValueError: naming ``fn``, ``key``, ``n_samples`` or ``block_size``.
     """
+    if mesh is not None:  # several devices: ntkbook.sharding (imported here: keeps the hook local)
+        from . import sharding
+
+        return sharding.ensemble(fn, key, n_samples, mesh=mesh, block_size=block_size)
     if not callable(fn):
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
     key = _checks.key("key", key)
@@ -391,6 +398,7 @@ def ntk_at_init(
     n_samples: int,
     dtype: object = jnp.float32,
     block_size: int | None = None,
+    mesh: object = None,
 ) -> InitNTK:
     r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.
 
@@ -411,6 +419,8 @@ def ntk_at_init(
         n_samples: S ≥ 1.
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
         block_size: initialisations per vmapped block (peak memory ∝ block_size · parameters).
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the initialisations are split over
+            its devices (see :func:`ensemble`); ``None``: one device.
 
     Returns:
         :class:`InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L, n_L))``.
@@ -436,7 +446,7 @@ def ntk_at_init(
     if x2 is not None:
         x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
     draw = partial(_init_ntk, net, x1, x2, dt)
-    return ensemble(draw, key, n_samples, block_size=block_size)
+    return ensemble(draw, key, n_samples, block_size=block_size, mesh=mesh)
 
 
 # ------------------------------------------------- depth against width (chapter 10)
