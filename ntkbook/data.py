@@ -259,7 +259,8 @@ def digits(
         x = \sqrt{n_0}\, \frac{u - \bar u}{\lVert u - \bar u \rVert}, \qquad
         \bar u = \frac{1}{N} \sum_{i \le N} u_i ,
 
-    so that x^T x / n_0 = 1, the input scale of the notes' Σ^{(1)}, and the kernels are positive
+    so that :math:`x^\top x / n_0 = 1`, the input scale of the notes' :math:`\Sigma^{(1)}`, and the
+    kernels are positive
     definite (notes §7: inputs on a sphere). Without centring every pair of images has cosine
     ≳ 0.5, and the kernels are far worse conditioned.
 

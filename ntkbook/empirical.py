@@ -547,12 +547,15 @@ def subnetwork_ntk_full(
     *,
     layer: int,
 ) -> Array:
-    r"""The full NTK Θ^{(l)} of the preactivations α̃^{(l)} ∈ R^{n_l}, by autodiff (Lemma 1).
+    r"""The full NTK :math:`\Theta^{(l)}` of the preactivations
+    :math:`\tilde\alpha^{(l)} \in \mathbb R^{n_l}`, by autodiff (Lemma 1).
 
     .. math::
 
-        \Theta^{(l)}_{ii'}(x, x') = \sum_p \partial_p \tilde\alpha^{(l)}_i(x)\,
-            \partial_p \tilde\alpha^{(l)}_{i'}(x'),
+        \begin{aligned}
+        \Theta^{(l)}_{ii'}(x, x') = \sum_p{} & \partial_p \tilde\alpha^{(l)}_i(x) \\
+            & \times \partial_p \tilde\alpha^{(l)}_{i'}(x'),
+        \end{aligned}
 
     p over the parameters of layers 0 … l − 1. The traced version is :func:`subnetwork_ntk`.
     Memory ∝ N1 N2 n_l².
@@ -573,31 +576,36 @@ def subnetwork_ntk_full(
 
 
 def ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, *, layer: int) -> Array:
-    r"""Θ^{(l+1)} from Θ^{(l)} by the recursion of Lemma 1's proof (notes §6, step 1, corrected).
+    r""":math:`\Theta^{(l+1)}` from :math:`\Theta^{(l)}` by the recursion of Lemma 1's proof (notes
+    §6, step 1, corrected).
 
-    With s = σ_w/√n_l (1/√n_l in the notes), W = W^{(l)} ∈ R^{n_l × n_{l+1}} and
-    D(x) = diag σ̇(α̃^{(l)}(x)),
+    With :math:`s = \sigma_w/\sqrt{n_l}` (:math:`1/\sqrt{n_l}` in the notes),
+    :math:`W = W^{(l)} \in \mathbb R^{n_l \times n_{l+1}}` and
+    :math:`D(x) = \operatorname{diag} \dot\sigma(\tilde\alpha^{(l)}(x))`,
 
     .. math::
 
-        \Theta^{(l+1)}(x, x') = (s W)^\top D(x)\, \Theta^{(l)}(x, x')\, D(x')\, (s W)
-            + \big(s^2 \alpha^{(l)}(x) \cdot \alpha^{(l)}(x') + \beta^2\big)\,
+        \begin{aligned}
+        \Theta^{(l+1)}(x, x') ={} & (s W)^\top D(x)\, \Theta^{(l)}(x, x')\, D(x')\, (s W) \\
+            & + \big(s^2 \alpha^{(l)}(x) \cdot \alpha^{(l)}(x') + \beta^2\big)\,
               \mathrm{Id}_{n_{l+1}},
+        \end{aligned}
 
     an identity at every finite width (the chain rule through one layer plus the new layer's
-    own parameters). The identity matrix is Id_{n_{l+1}}, and the first term carries a transpose
-    (W maps R^{n_l} to R^{n_{l+1}} through Wᵀ): the notes' display has Id_{n_l} and no
-    transpose. The start is Θ^{(1)} = (σ_w² xᵀx′/n_0 + β²) Id_{n_1}.
+    own parameters). The identity matrix is :math:`\mathrm{Id}_{n_{l+1}}`, and the first term
+    carries a transpose (:math:`W` maps :math:`\mathbb R^{n_l}` to :math:`\mathbb R^{n_{l+1}}`
+    through :math:`W^\top`): the notes' display has :math:`\mathrm{Id}_{n_l}` and no transpose.
+    The start is :math:`\Theta^{(1)} = (\sigma_w^2 x^\top x'/n_0 + \beta^2)\, \mathrm{Id}_{n_1}`.
 
     Args:
         net: the architecture (NTK parametrisation).
         params: its parameters.
         x: inputs (N, n_0).
-        theta: Θ^{(l)} on x, (N, N, n_l, n_l) (e.g. :func:`subnetwork_ntk_full`).
+        theta: :math:`\Theta^{(l)}` on x, (N, N, n_l, n_l) (e.g. :func:`subnetwork_ntk_full`).
         layer: l with 1 ≤ l ≤ L − 1.
 
     Returns:
-        Θ^{(l+1)} on x, (N, N, n_{l+1}, n_{l+1}).
+        :math:`\Theta^{(l+1)}` on x, shape :math:`(N, N, n_{l+1}, n_{l+1})`.
 
     Raises:
         ValueError: naming ``net``, ``params``, ``x``, ``theta`` or ``layer``.
@@ -632,10 +640,12 @@ def _ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, layer: int)
 
 
 def kernel_op_norm(theta: Array) -> Array:
-    r"""Operator norm of Φ_Θ : g ↦ ⟨Θ(·, x′), g(x′)⟩_{p_in} on L²(p_in; R^k) (notes §5, §6).
+    r"""Operator norm of :math:`\Phi_\Theta` on :math:`L^2(p^{in}; \mathbb R^k)` (notes §5, §6),
+    :math:`\Phi_\Theta : g \mapsto \langle\Theta(\cdot, x'), g(x')\rangle_{p^{in}}`.
 
-    For Θ given on the N training inputs, Φ_Θ g(x) = (1/N) Σ_{x′} Θ(x, x′) g(x′), and with the
-    norm ‖g‖²_{p_in} = (1/N) Σ_x ‖g(x)‖² its operator norm is
+    For Θ given on the N training inputs,
+    :math:`\Phi_\Theta g(x) = \frac1N \sum_{x'} \Theta(x, x') g(x')`, and with the norm
+    :math:`\|g\|^2_{p^{in}} = \frac1N \sum_x \|g(x)\|^2` its operator norm is
 
     .. math:: \|\Theta\|_{op} = \lambda_{max}\big(\tfrac1N\, \Theta_{(x,k),(x',k')}\big),
 

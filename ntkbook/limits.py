@@ -1311,7 +1311,8 @@ def standard_ntk(
     r"""The NTK of a wide network in the *standard* parametrisation, from the limits' statistics.
 
     The forward statistics are those of the NTK parametrisation (same function distribution),
-    but a weight W^{(l)} has no 1/√n_l in front, so its n_l·n_{l+1} entries count n_l times
+    but a weight :math:`W^{(l)}` has no :math:`1/\sqrt{n_l}` in front, so its
+    :math:`n_l n_{l+1}` entries count :math:`n_l` times
     more, and a bias derivative is 1 instead of β:
 
     .. math::

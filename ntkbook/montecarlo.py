@@ -512,16 +512,19 @@ def ntk_diagonal_by_depth(
 
     For each seed s one deepest network (widths n_0, n, …, n, 1 with L_max − 1 hidden layers) is
     drawn in the NTK parametrisation; the depth-L network is its first L − 1 affine layers
-    followed by its readout layer W^{(L_max−1)}. Each is a network of depth L with i.i.d.
+    followed by its readout layer :math:`W^{(L_{max}-1)}`. Each is a network of depth L with i.i.d.
     N(0, 1) parameters, so for each L the S values are i.i.d. draws of
 
     .. math::
 
-        \Theta^{(L)}(x, x) = \sum_p \big(\partial_{\theta_p} f(x)\big)^2
-            = \sum_{l=0}^{L-1} A_l \, \lVert g^{(l+1)}_L(x) \rVert^2, \qquad
-        A_l = c_w^{(l)} \lVert \alpha^{(l)}(x) \rVert^2 + \beta^2 ,
+        \begin{aligned}
+        \Theta^{(L)}(x, x) &= \sum_p \big(\partial_{\theta_p} f(x)\big)^2
+            = \sum_{l=0}^{L-1} A_l \, \lVert g^{(l+1)}_L(x) \rVert^2, \\
+        A_l &= c_w^{(l)} \lVert \alpha^{(l)}(x) \rVert^2 + \beta^2 ,
+        \end{aligned}
 
-    with g^{(l)}_L = ∂f_L/∂α̃^{(l)} (so g^{(L)}_L = 1), the structured rule of
+    with :math:`g^{(l)}_L = \partial f_L/\partial\tilde\alpha^{(l)}` (so :math:`g^{(L)}_L = 1`), the
+    structured rule of
     :mod:`ntkbook.empirical`, evaluated for every depth in one backward sweep (a ``lax.scan``
     over layers carrying one column per depth). The networks of different L share their lower
     layers, which correlates depths but not seeds. Compiled once per (width, L_max).
@@ -538,7 +541,7 @@ def ntk_diagonal_by_depth(
         block_size: seeds per vmapped block.
 
     Returns:
-        (S, len(depths), N): Θ^{(L)}(x_i, x_i) for every seed, depth and input.
+        (S, len(depths), N): :math:`\Theta^{(L)}(x_i, x_i)` for every seed, depth and input.
 
     Raises:
         ValueError: naming ``x``, ``width``, ``depths``, ``n_samples`` or the network options.
@@ -896,7 +899,7 @@ def kurtosis_constant(
 
     For :math:`f = n^{-1/2}\sum_{i=1}^n w_i\,\sigma(h_i) + \beta b` with :math:`w_i, b` standard
     Gaussian and :math:`h_i \sim \mathcal N(0, v)`, all independent (a network of depth 2 at one
-    input, v = Σ^{(1)}(x, x)), fourth cumulants add and
+    input, :math:`v = \Sigma^{(1)}(x, x)`), fourth cumulants add and
     :math:`\mathbb E[w^4] = 3`, so
 
     .. math::

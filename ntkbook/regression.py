@@ -439,7 +439,8 @@ def modes(theta_xx: object) -> Modes:
         \Theta(X, X) = \sum_{i=1}^N \lambda_i v_i v_i^\top, \qquad
         \lambda_1 \ge \dots \ge \lambda_N .
 
-    Under gradient flow the residual's component along v_i decays as e^{−s λ_i t}.
+    Under gradient flow the residual's component along :math:`v_i` decays as
+    :math:`e^{-s \lambda_i t}`.
 
     Args:
         theta_xx: Θ(X, X), (N, N), symmetric.
@@ -488,7 +489,8 @@ def decay_rates(t: object, amplitudes: object) -> Array:
         \hat\rho_i = -\frac{\sum_j (t_j - \bar t)(\log a_{ij} - \overline{\log a_i})}
         {\sum_j (t_j - \bar t)^2} .
 
-    For a kernel model under gradient flow, a_i(t) = a_i(0) e^{−s λ_i t} and ρ_i = s λ_i exactly.
+    For a kernel model under gradient flow, :math:`a_i(t) = a_i(0)\, e^{-s \lambda_i t}` and
+    :math:`\rho_i = s \lambda_i` exactly.
 
     Args:
         t: (T,) distinct times, T ≥ 2, finite.
@@ -607,7 +609,8 @@ def one_hot_regression(
 
 
 def expected_test_cost(moments: Moments, y: object, *, n_ensemble: int = 1) -> Array:
-    r"""Expected cost ½‖f − Y‖²_{p_in} on test inputs of the average of S independent networks
+    r"""Expected cost :math:`\frac12\|f - Y\|^2_{p^{in}}` on test inputs of the average of S
+    independent networks
     whose outputs are Gaussian with the given moments (mean μ (M, k), covariance Σ shared by the
     k outputs):
 

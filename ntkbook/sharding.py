@@ -438,7 +438,8 @@ def ensemble(
     r""":func:`ntkbook.montecarlo.ensemble` with the seeds split over the devices of ``mesh``.
 
     The keys k_1 … k_S = ``jax.random.split(key, S)`` are those of the single-device ensemble;
-    device d evaluates ``fn`` at k_{dS/D+1} … k_{(d+1)S/D}, ``block_size`` of them vmapped at a
+    device d evaluates ``fn`` at :math:`k_{dS/D+1}, \dots, k_{(d+1)S/D}`, ``block_size`` of them
+    vmapped at a
     time, so sample s is the same draw as on one device.
 
     Args:

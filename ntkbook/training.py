@@ -406,18 +406,22 @@ def _pin_rows(a: Array) -> Array:
 
 
 def layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Array, ...]:
-    r"""The layer-wise training directions d^{(l)} = ∂C/∂α̃^{(l)} of Lemma 1, l = 1 … L.
+    r"""The layer-wise training directions :math:`d^{(l)} = \partial C/\partial\tilde\alpha^{(l)}`
+    of Lemma 1, l = 1 … L.
 
     .. math::
 
-        d^{(L)} = d, \qquad
-        d^{(l)}(x) = \dot\sigma\big(\tilde\alpha^{(l)}(x)\big) \odot
+        \begin{aligned}
+        d^{(L)} &= d, \\
+        d^{(l)}(x) &= \dot\sigma\big(\tilde\alpha^{(l)}(x)\big) \odot
             \Big(\frac{\sigma_w}{\sqrt{n_l}} W^{(l)}\Big) d^{(l+1)}(x),
         \quad l = L-1, \dots, 1,
+        \end{aligned}
 
-    with W^{(l)} of shape (n_l, n_{l+1}) (so no transpose is needed in this convention), and d
-    the function-space gradient ∂C/∂f of the cost (:mod:`ntkbook.costs`). Then
-    ∂C/∂W^{(l)} = (σ_w/√n_l) ⟨α^{(l)}, d^{(l+1)}⟩_{p_in}, an outer product averaged over x.
+    with :math:`W^{(l)}` of shape :math:`(n_l, n_{l+1})` (so no transpose is needed in this
+    convention), and d the function-space gradient ∂C/∂f of the cost (:mod:`ntkbook.costs`). Then
+    :math:`\partial C/\partial W^{(l)} = (\sigma_w/\sqrt{n_l})\,
+    \langle\alpha^{(l)}, d^{(l+1)}\rangle_{p^{in}}`, an outer product averaged over x.
 
     Args:
         net: the architecture, in the NTK parametrisation.
@@ -426,7 +430,7 @@ def layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Arra
         d: the gradient d(x_i) at those inputs, (N, n_L).
 
     Returns:
-        (d^{(1)}, …, d^{(L)}), each (N, n_l).
+        :math:`(d^{(1)}, \dots, d^{(L)})`, each (N, n_l).
 
     Raises:
         ValueError: naming ``net``, ``params``, ``x`` or ``d``.
@@ -450,13 +454,14 @@ def _layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Arr
 class NeuronChanges(NamedTuple):
     r"""Per-neuron sizes of the last-layer dynamics of Theorem 2's inductive step (notes §5.3).
 
-    For the neurons i = 1 … n_l of hidden layer l (W_i^{(l)} ∈ R^{n_{l+1}} is row i of W^{(l)}):
+    For the neurons i = 1 … n_l of hidden layer l (:math:`W_i^{(l)} \in \mathbb R^{n_{l+1}}` is
+    row i of :math:`W^{(l)}`):
 
     Attributes:
-        w0: (n_l,) ‖W_i^{(l)}(0)‖_2.
-        w_change: (n_l,) ‖W_i^{(l)}(t) − W_i^{(l)}(0)‖_2.
-        act0: (n_l,) ‖α_i^{(l)}(0)‖_{p_in}.
-        pre_change: (n_l,) ‖α̃_i^{(l)}(t) − α̃_i^{(l)}(0)‖_{p_in}.
+        w0: (n_l,) :math:`\|W_i^{(l)}(0)\|_2`.
+        w_change: (n_l,) :math:`\|W_i^{(l)}(t) - W_i^{(l)}(0)\|_2`.
+        act0: (n_l,) :math:`\|\alpha_i^{(l)}(0)\|_{p^{in}}`.
+        pre_change: (n_l,) :math:`\|\tilde\alpha_i^{(l)}(t) - \tilde\alpha_i^{(l)}(0)\|_{p^{in}}`.
     """
 
     w0: Array
@@ -469,9 +474,11 @@ class NeuronChanges(NamedTuple):
 
         .. math::
 
-            A_i(t) = \|\alpha_i(0)\|_{p^{in}}
-                + c\,\|\tilde\alpha_i(t) - \tilde\alpha_i(0)\|_{p^{in}}
-                + \|W_i(0)\|_2 + \|W_i(t) - W_i(0)\|_2
+            \begin{aligned}
+            A_i(t) ={} & \|\alpha_i(0)\|_{p^{in}}
+                + c\,\|\tilde\alpha_i(t) - \tilde\alpha_i(0)\|_{p^{in}} \\
+                & + \|W_i(0)\|_2 + \|W_i(t) - W_i(0)\|_2
+            \end{aligned}
 
         Args:
             c: the Lipschitz constant of σ.
@@ -490,12 +497,15 @@ def neuron_changes(
 
     .. math::
 
-        \|W_i^{(l)}(t) - W_i^{(l)}(0)\|_2, \qquad
-        \|\tilde\alpha_i^{(l)}(t) - \tilde\alpha_i^{(l)}(0)\|_{p^{in}}
+        \begin{aligned}
+        &\|W_i^{(l)}(t) - W_i^{(l)}(0)\|_2, \\
+        &\|\tilde\alpha_i^{(l)}(t) - \tilde\alpha_i^{(l)}(0)\|_{p^{in}}
             = \Big(\frac1N \sum_{x} \big(\tilde\alpha_i^{(l)}(x;\theta_t)
               - \tilde\alpha_i^{(l)}(x;\theta_0)\big)^2\Big)^{1/2},
+        \end{aligned}
 
-    and the sizes at initialisation ‖W_i^{(l)}(0)‖_2 and ‖α_i^{(l)}(0)‖_{p_in}.
+    and the sizes at initialisation :math:`\|W_i^{(l)}(0)\|_2` and
+    :math:`\|\alpha_i^{(l)}(0)\|_{p^{in}}`.
 
     Args:
         net: the architecture (NTK parametrisation), depth L ≥ 2.
@@ -537,15 +547,17 @@ def _neuron_changes(
 class Lemma1Norms(NamedTuple):
     r"""The norms of Lemma 1's proof (notes §6, steps 2–3) for hidden layers k = 1 … L − 1.
 
-    With s_k = σ_w/√n_k (1/√n_k in the notes):
+    With :math:`s_k = \sigma_w/\sqrt{n_k}` (:math:`1/\sqrt{n_k}` in the notes):
 
     Attributes:
-        a: (L−1,) a^{(k)} = ‖s_k α^{(k)}(t)‖_{p_in}.
-        a0: (L−1,) a^{(k)}(0).
-        a_change: (L−1,) ã^{(k)} = ‖s_k (α̃^{(k)}(t) − α̃^{(k)}(0))‖_{p_in}.
-        w: (L−1,) w^{(k)} = ‖s_k W^{(k)}(t)‖_op.
-        w0: (L−1,) w^{(k)}(0).
-        w_change: (L−1,) w̃^{(k)} = ‖s_k (W^{(k)}(t) − W^{(k)}(0))‖_op.
+        a: (L−1,) :math:`a^{(k)} = \|s_k \alpha^{(k)}(t)\|_{p^{in}}`.
+        a0: (L−1,) :math:`a^{(k)}(0)`.
+        a_change: (L−1,)
+            :math:`\tilde a^{(k)} = \|s_k (\tilde\alpha^{(k)}(t) -
+            \tilde\alpha^{(k)}(0))\|_{p^{in}}`.
+        w: (L−1,) :math:`w^{(k)} = \|s_k W^{(k)}(t)\|_{op}`.
+        w0: (L−1,) :math:`w^{(k)}(0)`.
+        w_change: (L−1,) :math:`\tilde w^{(k)} = \|s_k (W^{(k)}(t) - W^{(k)}(0))\|_{op}`.
     """
 
     a: Array
@@ -556,7 +568,8 @@ class Lemma1Norms(NamedTuple):
     w_change: Array
 
     def big_a(self, c: float) -> Array:
-        r"""The proof's A(t) = Σ_k a^{(k)}(0) + c ã^{(k)}(t) + w^{(k)}(0) + w̃^{(k)}(t).
+        r"""The proof's
+        :math:`A(t) = \sum_k a^{(k)}(0) + c\, \tilde a^{(k)}(t) + w^{(k)}(0) + \tilde w^{(k)}(t)`.
 
         Args:
             c: the Lipschitz constant of σ.
@@ -566,17 +579,21 @@ class Lemma1Norms(NamedTuple):
 
 
 def lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1Norms:
-    r"""The sizes a^{(k)}, w^{(k)} and the variations ã^{(k)}, w̃^{(k)} of Lemma 1 (notes §6).
+    r"""The sizes :math:`a^{(k)}, w^{(k)}` and the variations :math:`\tilde a^{(k)}, \tilde w^{(k)}`
+    of Lemma 1 (notes §6).
 
     .. math::
 
-        a^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\alpha^{(k)}\Big\|_{p^{in}}, \quad
-        w^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}W^{(k)}\Big\|_{op}, \quad
-        \tilde a^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\big(\tilde\alpha^{(k)}(t)
-            - \tilde\alpha^{(k)}(0)\big)\Big\|_{p^{in}}, \quad
-        \tilde w^{(k)} = \Big\|\tfrac{1}{\sqrt{n_k}}\big(W^{(k)}(t) - W^{(k)}(0)\big)\Big\|_{op},
+        \begin{aligned}
+        a^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\alpha^{(k)}\Big\|_{p^{in}}, &
+        w^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}W^{(k)}\Big\|_{op}, \\
+        \tilde a^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\big(\tilde\alpha^{(k)}(t)
+            - \tilde\alpha^{(k)}(0)\big)\Big\|_{p^{in}}, &
+        \tilde w^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\big(W^{(k)}(t) - W^{(k)}(0)\big)\Big\|_{op},
+        \end{aligned}
 
-    for k = 1 … L − 1 (times σ_w when σ_w ≠ 1), where ‖g‖²_{p_in} = (1/N) Σ_x ‖g(x)‖². Operator
+    for k = 1 … L − 1 (times σ_w when σ_w ≠ 1), where
+    :math:`\|g\|^2_{p^{in}} = \frac1N \sum_x \|g(x)\|^2`. Operator
     norms by :func:`op_norm` (a Rayleigh–Ritz lower bound for large random matrices, whose
     top singular values cluster; exact up to rounding for the low-rank variations).
 
@@ -620,9 +637,11 @@ def _lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1
 def singular_values(a: Array, *, k: int, iters: int = 3 * _OP_NORM_ITERS) -> Array:
     r"""The k largest singular values σ_1 ≥ … ≥ σ_k of a 2-D array, by subspace iteration.
 
-    Q = orth((A Aᵀ)^q A Ω) with a fixed Gaussian Ω ∈ R^{n × (k + 8)}, then the Rayleigh–Ritz
-    values, the singular values of QᵀA, each a lower bound of the true σ_j with relative error
-    ≲ (σ_{k+9}/σ_j)^{2q}. Exact (an eigendecomposition of the smaller Gram matrix) when
+    :math:`Q = \operatorname{orth}((A A^\top)^q A \Omega)` with a fixed Gaussian
+    :math:`\Omega \in \mathbb R^{n \times (k + 8)}`, then the Rayleigh–Ritz values, the singular
+    values of :math:`Q^\top A`, each a lower bound of the true :math:`\sigma_j` with relative
+    error :math:`\lesssim (\sigma_{k+9}/\sigma_j)^{2q}`. Exact (an eigendecomposition of the smaller
+    Gram matrix) when
     min(A.shape) ≤ k + 8. A gradient-descent weight change on N points has about N n_L
     significant singular values, so k = 2 N n_L shows where its spectrum ends.
 
@@ -666,7 +685,8 @@ def scaled_mse(kappa: float) -> costs.Cost:
 
         C(f) = \tfrac12 \|\kappa f - y\|^2_{p^{in}}, \qquad d = \partial_f C = \kappa(\kappa f - y).
 
-    With κ = 1/√n_{L−1} and the learning rate multiplied by 1/κ², :func:`train` runs the
+    With :math:`\kappa = 1/\sqrt{n_{L-1}}` and the learning rate multiplied by 1/κ², :func:`train`
+    runs the
     *mean-field* scaling f_mf = κ f (the output layer divides by n rather than √n): the outputs
     still move by O(1), but the parameters, and so the kernel, move by O(1) too — the regime
     that Theorem 2 excludes (Chizat et al. 2019's "non-lazy" training).
@@ -864,8 +884,8 @@ def train_mup(
     Chizat & Bach 2018 for two layers).
 
     With all parameters N(0, 1) and layer multipliers σ_w/√n_l (the NTK parametrisation) except
-    the last, σ_w/n_{L−1} (:func:`mup_scale`), μP trains every parameter with the learning rate
-    η n_{L−1}:
+    the last, :math:`\sigma_w/n_{L-1}` (:func:`mup_scale`), μP trains every parameter with the
+    learning rate :math:`\eta\, n_{L-1}`:
 
     .. math::
 
@@ -873,19 +893,20 @@ def train_mup(
             \big(f^{\mu P}_{\theta_k}(x_i) - y_i\big),
 
     so that, with η fixed, every hidden unit moves by O(1) as n → ∞ (features are learned),
-    while the μP kernel Θ^{μP} = Θ^{ntk}/n_{L−1} moves by O(1) of itself. Implemented as
-    :func:`train` on the NTK network with the cost ½‖α f − y‖² (α = :func:`mup_scale`) and the
-    learning rate η n_{L−1}; no new network code.
+    while the μP kernel :math:`\Theta^{\mu P} = \Theta^{ntk}/n_{L-1}` moves by O(1) of itself.
+    Implemented as :func:`train` on the NTK network with the cost ½‖α f − y‖²
+    (α = :func:`mup_scale`) and the learning rate :math:`\eta\, n_{L-1}`; no new network code.
 
     Args:
-        net: an NTK-parametrised MLP (its widths define n_{L−1}).
+        net: an NTK-parametrised MLP (its widths define :math:`n_{L-1}`).
         params, x, y, steps, record_at, x_test, record_ntk: as in :func:`train`.
         lr: η > 0, the width-independent μP learning rate.
 
     Returns:
-        a :class:`Trajectory` of the μP network: ``f_train``, ``f_test`` are f^{μP}, ``loss`` is
-        ½‖f^{μP} − y‖²_{p_in}, ``ntk`` is the traced Θ^{μP}, ``t`` = η k and ``d_integral`` uses
-        d = f^{μP} − y; ``params`` and the weight changes are those of θ itself.
+        a :class:`Trajectory` of the μP network: ``f_train``, ``f_test`` are
+        :math:`f^{\mu P}`, ``loss`` is :math:`\frac12\|f^{\mu P} - y\|^2_{p^{in}}`, ``ntk`` is
+        the traced :math:`\Theta^{\mu P}`, ``t`` = η k and ``d_integral`` uses
+        :math:`d = f^{\mu P} - y`; ``params`` and the weight changes are those of θ itself.
 
     Raises:
         ValueError: as :func:`train` and :func:`mup_scale`.
@@ -909,10 +930,12 @@ def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Arr
 
     .. math::
 
+        \begin{aligned}
         \phi^{(l)} = \frac{1}{N n_l} \sum_{i=1}^N \sum_{j=1}^{n_l}
-            \mathbf 1\big[\operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta_0)
-            \ne \operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta)\big],
+            \mathbf 1\big[ & \operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta_0) \\
+            & \ne \operatorname{sign}\tilde\alpha^{(l)}_j(x_i; \theta)\big],
         \qquad l = 1, \dots, L-1 .
+        \end{aligned}
 
     For ReLU these are the units that crossed the kink, where σ̈ is a Dirac mass: Theorem 2's
     bound on σ̈ fails exactly there.
