@@ -506,11 +506,12 @@ def subnetwork_ntk(
 
     .. math::
 
-        \Theta^{(l)}_{ii'}(x, x') = \sum_p
-            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_{i'}(x'),
-        \qquad
-        \Theta^{(l)}(x, x') = \frac{1}{n_l} \sum_{i=1}^{n_l} \Theta^{(l)}_{ii}(x, x')
+        \begin{aligned}
+        \Theta^{(l)}_{ii'}(x, x') &= \sum_p
+            \partial_p \tilde\alpha^{(l)}_i(x)\, \partial_p \tilde\alpha^{(l)}_{i'}(x'), \\
+        \Theta^{(l)}(x, x') &= \frac{1}{n_l} \sum_{i=1}^{n_l} \Theta^{(l)}_{ii}(x, x')
         \ \text{(traced)},
+        \end{aligned}
 
     with p over :math:`W^{(j)}, b^{(j)}` for j < l.
     :math:`\Theta^{(1)}(x, x') = \sigma_w^2\, x^\top x' / n_0 + \beta^2` exactly (notes §4.1), and

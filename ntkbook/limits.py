@@ -168,8 +168,12 @@ def hermite_functions(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     :math:`\sigma(\sqrt{k} z) He_j(z)` exactly up to the Hermite tail of σ beyond index 3m, so
     that
 
-    .. math:: c_j(k) = \sum_p \sqrt{w_p}\, σ(\sqrt{k} z_p)\, T_{pj}
-        = E[σ(\sqrt{k} z) He_j(z)] / \sqrt{j!} \quad \text{(a matrix product).}
+    .. math::
+
+        \begin{aligned}
+        c_j(k) &= \sum_p \sqrt{w_p}\, σ(\sqrt{k} z_p)\, T_{pj} \quad \text{(a matrix product)} \\
+            &= E[σ(\sqrt{k} z) He_j(z)] / \sqrt{j!} .
+        \end{aligned}
     """
     z, root = _hermite_nodes(max(_MEHLER_NODES, 2 * m + 64))
     table = np.zeros((z.size, m))

@@ -588,7 +588,7 @@ def lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1N
         a^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\alpha^{(k)}\Big\|_{p^{in}}, &
         w^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}W^{(k)}\Big\|_{op}, \\
         \tilde a^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\big(\tilde\alpha^{(k)}(t)
-            - \tilde\alpha^{(k)}(0)\big)\Big\|_{p^{in}}, &
+            - \tilde\alpha^{(k)}(0)\big)\Big\|_{p^{in}}, \\
         \tilde w^{(k)} &= \Big\|\tfrac{1}{\sqrt{n_k}}\big(W^{(k)}(t) - W^{(k)}(0)\big)\Big\|_{op},
         \end{aligned}
 
