@@ -301,6 +301,16 @@ def _erf_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
     return 2.0 / jnp.pi * arcsin(arg), 4.0 / jnp.pi / jnp.sqrt(det)
 
 
+def _square_expectation(k11: Array, k12: Array, k22: Array) -> tuple[Array, Array]:
+    r"""Isserlis' theorem for σ(z) = z², σ̇(z) = 2z:
+
+    .. math::
+
+        E[u^2 v^2] = k_{11}k_{22} + 2k_{12}^2, \qquad E[2u \cdot 2v] = 4k_{12}.
+    """
+    return k11 * k22 + 2.0 * k12 * k12, 4.0 * k12
+
+
 def _relu_dot(z: Array) -> Array:
     return (z > 0).astype(jnp.result_type(z, float))
 
@@ -326,7 +336,7 @@ _REGISTRY: dict[str, Activation] = {
     "softplus": Activation("softplus", jax.nn.softplus, jax.nn.sigmoid),
     "gelu": from_function(lambda z: jax.nn.gelu(z, approximate=False), name="gelu"),
     "sin": Activation("sin", jnp.sin, jnp.cos),
-    "square": Activation("square", jnp.square, lambda z: 2.0 * z),
+    "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
 }
 _ALIASES = {"linear": "identity", "none": "identity", "x2": "square"}
 
