@@ -118,3 +118,31 @@ def test_zonal_spectrum_errors():
         limits.zonal_spectrum(dim=2, max_degree=-1, depth=2)
     with pytest.raises(ValueError, match="activation"):
         limits.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
+
+
+def test_local_slopes_power_law_and_geometric():
+    from ntkbook import montecarlo
+
+    k = np.arange(1, 257)
+    s = montecarlo.local_slopes(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=[8, 16, 32, 64, 128])
+    # (1 + 1/k) steepens the slope by ≈ −1/k: the local slopes rise towards −2
+    assert np.all(np.diff(s) > 0) and s[-1] == pytest.approx(-2.0, abs=0.02)
+    g = montecarlo.local_slopes(k, np.exp(-0.3 * k), edges=[1, 10, 20], log_x=False)
+    np.testing.assert_allclose(g, [-0.3, -0.3], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "edges", "name"),
+    [
+        ([1.0, 2.0], [1.0], [1, 2], "y"),
+        ([0.0, 2.0], [1.0, 1.0], [1, 2], "x"),
+        ([1.0, 2.0], [1.0, -1.0], [1, 2], "y"),
+        ([1.0, 2.0], [1.0, 1.0], [2, 1], "edges"),
+        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1, 1.5, 3], "edges"),
+    ],
+)
+def test_local_slopes_errors(x, y, edges, name):
+    from ntkbook import montecarlo
+
+    with pytest.raises(ValueError, match=name):
+        montecarlo.local_slopes(x, y, edges=edges)
