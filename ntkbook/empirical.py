@@ -645,11 +645,13 @@ class TaylorTerms(NamedTuple):
         linear: J(x)Δθ.
         quadratic: ½ Δθᵀ H(x) Δθ.
         remainder: f_θ(x) − f^{lin}_θ(x) = f(θ₀ + Δθ) − f(θ₀) − JΔθ (everything beyond first order).
+        delta_norm: ‖Δθ‖, the Euclidean norm over all parameters (a scalar).
     """
 
     linear: Array
     quadratic: Array
     remainder: Array
+    delta_norm: Array
 
 
 @partial(jax.jit, static_argnums=0)
@@ -664,7 +666,8 @@ def _taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> Taylor
 
     f0, lin = jax.jvp(f, (params0,), (delta,))
     second = jax.jvp(jvp, (params0,), (delta,))[1]  # Δθᵀ H Δθ, for every input at once
-    return TaylorTerms(lin, 0.5 * second, f(params) - f0 - lin)
+    norm = jnp.sqrt(sum(jnp.sum(jnp.square(d)) for d in jax.tree.leaves(delta)))
+    return TaylorTerms(lin, 0.5 * second, f(params) - f0 - lin, norm)
 
 
 def taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> TaylorTerms:
@@ -685,7 +688,7 @@ def taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> TaylorT
         x: inputs (N, n_0).
 
     Returns:
-        :class:`TaylorTerms`, each (N,).
+        :class:`TaylorTerms`, each (N,) (``delta_norm`` a scalar).
 
     Raises:
         ValueError: naming ``net``, ``params0``, ``params`` or ``x``.

@@ -81,6 +81,7 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
         t = empirical.taylor_terms(NET, p0, p, x)
         np.testing.assert_allclose(t.linear[i], g @ d, rtol=1e-10)
         np.testing.assert_allclose(t.quadratic[i], 0.5 * d @ h @ d, rtol=1e-10)
+        np.testing.assert_allclose(t.delta_norm, jnp.linalg.norm(d), rtol=1e-12)
     # remainder − quadratic is third order: halving Δθ divides it by ≈ 8
     errs = []
     for s in (1.0, 0.5):
