@@ -946,3 +946,56 @@ def kurtosis_constant(
     if m2 == 0.0:
         raise ValueError(f"activation: E[sigma(h)^2] = 0 for {act.name}")
     return float((3.0 * m4 - 3.0 * m2**2) / (m2 + b**2) ** 2)
+
+
+# ------------------------------------------------- decay of deterministic sequences (chapter 7)
+
+
+def local_slopes(
+    x: Sequence[float], y: Sequence[float], *, edges: Sequence[float], log_x: bool = True
+) -> np.ndarray:
+    r"""Least-squares slopes of log y against log x (or x) within consecutive windows.
+
+    For window j, the points with :math:`e_j \le x_i \le e_{j+1}`:
+
+    .. math::
+
+        s_j = \arg\min_{s, a} \sum_i \big(\log y_i - a - s\, u_i\big)^2, \qquad
+        u_i = \log x_i \ (\text{or } x_i \text{ if } \texttt{log\_x} = \text{False}).
+
+    For a *deterministic* sequence (eigenvalues μ_k of a kernel) there is no noise to bootstrap:
+    the local slopes themselves show whether the sequence has reached its asymptotic power law
+    (they converge, e.g. −2.02, −2.005, −2.001 …) or decays faster than any power (they keep
+    steepening). With ``log_x=False`` the slope is the rate r of geometric decay y ∝ e^{−r x}.
+
+    Args:
+        x: positive abscissae (degrees k), 1-D.
+        y: positive values, same length.
+        edges: increasing window edges e_0 < e_1 < …; each window needs ≥ 2 distinct x.
+        log_x: fit against log x (power law) or x (geometric decay).
+
+    Returns:
+        (len(edges) − 1,) slopes.
+
+    Raises:
+        ValueError: naming ``x``, ``y`` or ``edges``.
+    """
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xs.ndim != 1 or xs.shape != ys.shape:
+        raise ValueError(f"y: expected the 1-D shape of x {xs.shape}, got {ys.shape}")
+    if not np.all(np.isfinite(xs)) or np.any(xs <= 0):
+        raise ValueError("x: must be finite and > 0")
+    if not np.all(np.isfinite(ys)) or np.any(ys <= 0):
+        raise ValueError("y: must be finite and > 0 (their logarithm is fitted)")
+    e = np.asarray(edges, dtype=float)
+    if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges: need >= 2 increasing values, got {edges!r}")
+    u = np.log(xs) if log_x else xs
+    out = []
+    for lo, hi in zip(e[:-1], e[1:], strict=True):
+        sel = (xs >= lo) & (xs <= hi)
+        if np.unique(xs[sel]).size < 2:
+            raise ValueError(f"edges: window [{lo:g}, {hi:g}] holds fewer than 2 distinct x")
+        _, slope = _ols(u[sel], np.log(ys[sel]))
+        out.append(float(slope))
+    return np.asarray(out)

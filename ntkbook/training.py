@@ -961,3 +961,121 @@ def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Arr
     after = forward(net, params, x).pre[:-1]
     return jnp.stack([jnp.mean(jnp.signbit(a) != jnp.signbit(b))
                       for a, b in zip(before, after, strict=True)])
+
+
+# ------------------------------------------------------- lazy training by rescaling (notes §8)
+
+
+class RescaledTrajectory(NamedTuple):
+    """What :func:`train_rescaled` records, at R steps.
+
+    Attributes:
+        steps: (R,) step indices k.
+        f_train: (R, N, n_L) the rescaled outputs a (f_θ − f_θ₀) on the training inputs.
+        loss: (R,) ½ ‖a (f_θ − f_θ₀) − y‖²_{p_in}.
+        rel_change: (R,) ‖θ − θ₀‖ / ‖θ₀‖ over all parameters (weights and biases).
+        params: the parameters after the last step.
+    """
+
+    steps: Array
+    f_train: Array
+    loss: Array
+    rel_change: Array
+    params: Params
+
+
+def _tree_norm(tree: Params) -> Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+@partial(jax.jit, static_argnames=("net", "linearised"))
+def _run_rescaled(
+    params: Params, x: Array, y: Array, scale: Array, lr: Array, chunks: Array, *, net: MLP,
+    linearised: bool,
+) -> tuple[Params, dict[str, Array]]:  # fmt: skip
+    model = _linearised(net) if linearised else _network(net)
+    params0 = params
+    f0 = model(params0, params0, x)
+    norm0 = _tree_norm(params0)
+    s = 1.0 / x.shape[0]
+
+    def rescaled(p: Params) -> Array:
+        return scale * (model(p, params0, x) - f0)
+
+    def step(_: Array, p: Params) -> Params:
+        f, pullback = jax.vjp(rescaled, p)
+        (g,) = pullback(costs._mse_grad(f, y) * s)
+        return jax.tree.map(lambda a, b: a - lr * b, p, g)
+
+    def chunk(p: Params, length: Array) -> tuple[Params, dict[str, Array]]:
+        p = jax.lax.fori_loop(0, length, step, p)
+        f = rescaled(p)
+        rel = _tree_norm(jax.tree.map(jnp.subtract, p, params0)) / norm0
+        return p, {"f_train": f, "loss": costs._mse(f, y), "rel_change": rel}
+
+    return jax.lax.scan(chunk, params, chunks)
+
+
+def train_rescaled(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    scale: float,
+    lr: float,
+    steps: int,
+    record_at: int | Sequence[int] = 11,
+    linearised: bool = False,
+) -> RescaledTrajectory:
+    r"""Gradient descent on the rescaled, centred model of Chizat et al. (2019).
+
+    .. math::
+
+        F_\theta(x) &= a\,\big(f_\theta(x) - f_{\theta_0}(x)\big), \\
+        \theta_{k+1} &= \theta_k - \eta\,\nabla_\theta
+            \tfrac12 \lVert F_{\theta_k} - y\rVert^2_{p_{in}}
+        = \theta_k - \eta\, a\, \tfrac1N \textstyle\sum_i J_{\theta_k}(x_i)^\top
+            (F_{\theta_k}(x_i) - y_i).
+
+    One step moves F by :math:`-\eta a^2 \tfrac1N \Theta (F - y)` to first order, and the
+    second-order term by :math:`O(\eta^2 a^3)`: with η = η₀/a² the function-space dynamics is
+    independent of a while the parameters move by O(1/a) (lazy training); with η = η₀/a the
+    function-space step grows like a. Centring (subtracting f_θ₀) makes F₀ = 0 for every a.
+
+    Args:
+        net: the architecture.
+        params: θ₀.
+        x: training inputs (N, n_0).
+        y: targets (N, n_L).
+        scale: a > 0.
+        lr: η > 0.
+        steps: number of updates ≥ 0.
+        record_at: number of evenly spaced records, or the steps to record (as in :func:`train`).
+        linearised: train the linearised model a J_θ₀ (θ − θ₀) instead.
+
+    Returns:
+        :class:`RescaledTrajectory`.
+
+    Raises:
+        ValueError: naming the argument (``net``, ``params``, ``x``, ``y``, ``scale``, ``lr``,
+            ``steps``, ``record_at``).
+    """
+    if not isinstance(net, MLP):
+        raise ValueError(f"net: expected an ntkbook.networks.MLP (see networks.mlp), got {net!r}")
+    check_params(net, params)
+    dtype = params[0].W.dtype
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(dtype)
+    y = _checks.matrix("y", y, n_features=net.widths[-1]).astype(dtype)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y: expected {x.shape[0]} rows (one per row of x), got {y.shape}")
+    scale = _checks.positive("scale", scale)
+    lr = _checks.positive("lr", lr)
+    steps = _checks.positive_int("steps", steps, minimum=0)
+    rec = _record_steps(record_at, steps)
+    chunks = jnp.asarray(np.diff(np.asarray(rec), prepend=0))
+    p, buf = _run_rescaled(
+        params, x, y, jnp.asarray(scale, dtype), jnp.asarray(lr, dtype), chunks, net=net,
+        linearised=bool(linearised),
+    )  # fmt: skip
+    return RescaledTrajectory(jnp.asarray(rec), buf["f_train"], buf["loss"], buf["rel_change"], p)

@@ -1,0 +1,148 @@
+"""Tests of the chapter-7 helpers: numerical rank, harmonic dimensions, zonal spectra, σ = z²."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkbook import activations, data, limits
+
+
+def test_square_closed_form_matches_mehler_series():
+    # Isserlis: E[u²v²] = k11 k22 + 2 k12², E[4uv] = 4 k12; the Mehler series is exact for a
+    # degree-2 polynomial, so the two routes agree to round-off.
+    k11, k12, k22 = jnp.array([0.7, 2.0]), jnp.array([-0.3, 1.1]), jnp.array([0.5, 3.0])
+    closed = limits.expectation(k11, k12, k22, activation="square", quadrature="closed")
+    series = limits.expectation(k11, k12, k22, activation="square", quadrature="mehler")
+    for a, b in zip(closed, series, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(closed[0], k11 * k22 + 2 * k12**2, rtol=1e-15)
+    assert activations.get("x2").expectation is not None
+
+
+def test_square_closed_form_matches_monte_carlo():
+    z = jax.random.normal(jax.random.key(0), (400_000, 2))
+    u, v = z[:, 0], 0.6 * z[:, 0] + 0.8 * z[:, 1]  # k11 = k22 = 1, k12 = 0.6
+    e_ss, e_dd = limits.expectation(1.0, 0.6, 1.0, activation="square")
+    mc = jnp.mean(u**2 * v**2)
+    # Var(u²v²) ≤ E[u⁴v⁴] ≈ 25 at ρ = 0.6: standard error ≈ 5/√4e5 ≈ 0.008; 5 SE
+    assert abs(float(mc - e_ss)) < 0.04
+    assert abs(float(jnp.mean(4 * u * v)) - float(e_dd)) < 0.04
+
+
+def test_numerical_rank_of_exact_low_rank_matrix():
+    a = jax.random.normal(jax.random.key(1), (50, 7))
+    r = limits.numerical_rank(a @ a.T)
+    assert r.rank == 7
+    assert r.gap > 1e8
+    assert r.eigs.shape == (50,) and np.all(np.diff(r.eigs) <= 0)
+    assert r.tol == pytest.approx(50 * np.finfo(float).eps * r.eigs[0])
+    full = limits.numerical_rank(jnp.eye(4))
+    assert full.rank == 4 and full.gap == float("inf") and full.largest_dropped == 0.0
+
+
+def test_numerical_rank_rtol_changes_the_count():
+    k = jnp.diag(jnp.array([1.0, 1e-3, 1e-9]))
+    assert limits.numerical_rank(k).rank == 3
+    assert limits.numerical_rank(k, rtol=1e-6).rank == 2
+
+
+@pytest.mark.parametrize(
+    ("gram", "rtol", "name"),
+    [
+        (jnp.ones((2, 3)), None, "gram"),
+        (jnp.array([[1.0, jnp.nan], [jnp.nan, 1.0]]), None, "gram"),
+        (jnp.array([[1.0, 0.5], [0.0, 1.0]]), None, "gram"),
+        (-jnp.eye(2), None, "gram"),
+        (jnp.eye(2), 2.0, "rtol"),
+        (jnp.eye(2), 0.0, "rtol"),
+    ],
+)
+def test_numerical_rank_errors(gram, rtol, name):
+    with pytest.raises(ValueError, match=name):
+        limits.numerical_rank(gram, rtol=rtol)
+
+
+def test_harmonic_dimension_known_values():
+    assert [limits.harmonic_dimension(2, k) for k in range(4)] == [1, 2, 2, 2]
+    assert [limits.harmonic_dimension(3, k) for k in range(4)] == [1, 3, 5, 7]
+    # polynomials of degree ≤ 2 on S^9: 1 + 10 + 54 = 65 = C(11, 2) + C(10, 1)
+    assert sum(limits.harmonic_dimension(10, k) for k in range(3)) == 65
+    with pytest.raises(ValueError, match="dim"):
+        limits.harmonic_dimension(1, 2)
+    with pytest.raises(ValueError, match="degree"):
+        limits.harmonic_dimension(3, -1)
+
+
+def test_zonal_spectrum_on_circle_equals_circulant_eigenvalues():
+    # erf: geometric decay, so the aliasing of the N-point DFT is below round-off.
+    n = 64
+    x = data.circle(n, dtype=jnp.float64)
+    k = np.asarray(limits.ntk(x, depth=2, activation="erf", beta=0.3))
+    z = limits.zonal_spectrum(dim=2, max_degree=n // 2, depth=2, activation="erf", beta=0.3)
+    eig = np.sort(np.linalg.eigvalsh(k))[::-1]
+    # circulant: eigenvalue n μ_k for k = 0 and twice n μ_k for 0 < k < n/2
+    predicted = np.sort(
+        np.concatenate([[z.mu[0]], np.repeat(z.mu[1 : n // 2], 2), [z.mu[n // 2]]]) * n
+    )[::-1]
+    np.testing.assert_allclose(eig[:20], predicted[:20], rtol=1e-9, atol=1e-12 * eig[0])
+
+
+def test_zonal_spectrum_sums_to_the_diagonal_and_matches_gram_eigenvalues_on_s2():
+    z = limits.zonal_spectrum(dim=3, max_degree=40, depth=2, activation="erf", beta=0.3)
+    x0 = jnp.array([[1.0, 0.0, 0.0]])
+    diag = float(limits.ntk(x0, depth=2, activation="erf", beta=0.3)[0, 0])
+    assert float(np.sum(z.multiplicity * z.mu)) == pytest.approx(diag, rel=1e-10)
+    assert list(z.multiplicity[:3]) == [1, 3, 5]
+    # Gram/N of many random points: its top eigenvalue is μ_0 up to O(N^{-1/2}) sampling error
+    x = data.sphere(jax.random.key(2), 600, 3, dtype=jnp.float64)
+    top = np.linalg.eigvalsh(np.asarray(limits.ntk(x, depth=2, activation="erf", beta=0.3)))[-1]
+    assert top / 600 == pytest.approx(z.mu[0], rel=0.1)
+
+
+def test_zonal_spectrum_relu_two_layers_has_no_odd_modes_above_one():
+    z = limits.zonal_spectrum(dim=3, max_degree=9, depth=2, activation="relu")
+    assert abs(z.mu[1]) > 1e-3
+    assert np.max(np.abs(z.mu[3::2])) < 1e-12 * z.mu[0]
+    assert np.all(z.mu[0::2] > 0)
+
+
+def test_zonal_spectrum_errors():
+    with pytest.raises(ValueError, match="dim"):
+        limits.zonal_spectrum(dim=1, max_degree=3, depth=2)
+    with pytest.raises(ValueError, match="kernel"):
+        limits.zonal_spectrum(dim=2, max_degree=3, depth=2, kernel="gp")
+    with pytest.raises(ValueError, match="nodes"):
+        limits.zonal_spectrum(dim=2, max_degree=30, depth=2, nodes=20)
+    with pytest.raises(ValueError, match="max_degree"):
+        limits.zonal_spectrum(dim=2, max_degree=-1, depth=2)
+    with pytest.raises(ValueError, match="activation"):
+        limits.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
+
+
+def test_local_slopes_power_law_and_geometric():
+    from ntkbook import montecarlo
+
+    k = np.arange(1, 257)
+    s = montecarlo.local_slopes(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=[8, 16, 32, 64, 128])
+    # (1 + 1/k) steepens the slope by ≈ −1/k: the local slopes rise towards −2
+    assert np.all(np.diff(s) > 0) and s[-1] == pytest.approx(-2.0, abs=0.02)
+    g = montecarlo.local_slopes(k, np.exp(-0.3 * k), edges=[1, 10, 20], log_x=False)
+    np.testing.assert_allclose(g, [-0.3, -0.3], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "edges", "name"),
+    [
+        ([1.0, 2.0], [1.0], [1, 2], "y"),
+        ([0.0, 2.0], [1.0, 1.0], [1, 2], "x"),
+        ([1.0, 2.0], [1.0, -1.0], [1, 2], "y"),
+        ([1.0, 2.0], [1.0, 1.0], [2, 1], "edges"),
+        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1, 1.5, 3], "edges"),
+    ],
+)
+def test_local_slopes_errors(x, y, edges, name):
+    from ntkbook import montecarlo
+
+    with pytest.raises(ValueError, match=name):
+        montecarlo.local_slopes(x, y, edges=edges)

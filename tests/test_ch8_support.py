@@ -1,0 +1,138 @@
+"""Tests of the chapter-8 helpers: Jacobian sizes, Hessian norm, Taylor terms, rescaled training."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from ntkbook import empirical, networks, training
+
+NET = networks.mlp((3, 7, 5, 1), activation="tanh", beta=0.3)
+
+
+def _params(seed=0, dtype=jnp.float64):
+    return networks.init(jax.random.key(seed), NET, dtype=dtype)
+
+
+def _x(n=4, seed=1):
+    return jax.random.normal(jax.random.key(seed), (n, 3), jnp.float64)
+
+
+def test_jacobian_sizes_match_explicit_gradient_and_ntk_diagonal():
+    p, x = _params(), _x()
+    js = empirical.jacobian_sizes(NET, p, x)
+    g = jax.grad(lambda q: networks.forward(NET, q, x[1:2]).pre[-1][0, 0])(p)
+    for ell, layer in enumerate(g):
+        np.testing.assert_allclose(js.sumsq_w[1, ell], jnp.sum(layer.W**2), rtol=1e-12)
+        np.testing.assert_allclose(js.sumsq_b[1, ell], jnp.sum(layer.b**2), rtol=1e-12)
+        np.testing.assert_allclose(js.rms_w[1, ell], jnp.sqrt(jnp.mean(layer.W**2)), rtol=1e-12)
+    # the per-layer sums are the per-layer NTK on the diagonal (the structured rule)
+    by_layer = empirical.ntk_by_layer(NET, p, x)
+    diag = jnp.stack([jnp.diag(t) for t in by_layer], axis=1)
+    np.testing.assert_allclose(js.sumsq_w + js.sumsq_b, diag, rtol=1e-10)
+
+
+def test_jacobian_sizes_errors():
+    p = _params()
+    with pytest.raises(ValueError, match="net"):
+        two = networks.mlp((3, 7, 2))
+        empirical.jacobian_sizes(two, networks.init(jax.random.key(0), two), _x())
+    with pytest.raises(ValueError, match="x"):
+        empirical.jacobian_sizes(NET, p, jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="params"):
+        empirical.jacobian_sizes(NET, p[:2], _x())
+
+
+def _dense_hessian(p, x):
+    flat, unravel = ravel_pytree(p)
+    h = jax.hessian(lambda v: networks.forward(NET, unravel(v), x).pre[-1][0, 0])(flat)
+    return h
+
+
+def test_hessian_norm_matches_dense_hessian():
+    p, x = _params(), _x(1)
+    exact = float(jnp.max(jnp.abs(jnp.linalg.eigvalsh(_dense_hessian(p, x)))))
+    hist = empirical.hessian_norm(NET, p, x, iters=300)
+    assert hist.shape == (300,)
+    assert float(hist[-1]) == pytest.approx(exact, rel=1e-4)
+    # every iterate is a lower bound (‖Hv‖ ≤ ‖H‖ for a unit v)
+    assert float(jnp.max(hist)) <= exact * (1 + 1e-10)
+
+
+def test_hessian_norm_errors():
+    p = _params()
+    with pytest.raises(ValueError, match="x"):
+        empirical.hessian_norm(NET, p, _x(2))
+    with pytest.raises(ValueError, match="iters"):
+        empirical.hessian_norm(NET, p, _x(1), iters=0)
+
+
+def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
+    p0, x = _params(), _x(3)
+    direction = jax.tree.map(lambda a: 0.1 * jnp.ones_like(a), p0)
+    flat0, unravel = ravel_pytree(p0)
+    d = ravel_pytree(direction)[0]
+    for i in range(3):
+        xi = x[i : i + 1]
+        h = jax.hessian(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
+        g = jax.grad(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
+        p = jax.tree.map(jnp.add, p0, direction)
+        t = empirical.taylor_terms(NET, p0, p, x)
+        np.testing.assert_allclose(t.linear[i], g @ d, rtol=1e-10)
+        np.testing.assert_allclose(t.quadratic[i], 0.5 * d @ h @ d, rtol=1e-10)
+        np.testing.assert_allclose(t.delta_norm, jnp.linalg.norm(d), rtol=1e-12)
+    # remainder − quadratic is third order: halving Δθ divides it by ≈ 8
+    errs = []
+    for s in (1.0, 0.5):
+        p = jax.tree.map(lambda a, b, s=s: a + s * b, p0, direction)
+        t = empirical.taylor_terms(NET, p0, p, x)
+        errs.append(float(jnp.max(jnp.abs(t.remainder - t.quadratic))))
+    assert 6.0 < errs[0] / errs[1] < 10.0
+
+
+def test_taylor_terms_errors():
+    p = _params()
+    with pytest.raises(ValueError, match="params"):
+        empirical.taylor_terms(NET, p, p[:2], _x())
+
+
+def test_train_rescaled_scale_one_is_centred_gd_and_lr_over_a2_is_lazy():
+    p0, x = _params(dtype=jnp.float64), _x(6)
+    y = jnp.sin(x[:, :1])
+    one = training.train_rescaled(NET, p0, x, y, scale=1.0, lr=0.5, steps=40, record_at=3)
+    # scale 1, centred: GD with d = f − f0 − y, i.e. plain train() on targets y + f0
+    f0 = networks.apply(NET, p0, x)
+    ref = training.train(NET, p0, x, y + f0, lr=0.5, steps=40, record_at=3)
+    np.testing.assert_allclose(one.f_train, ref.f_train - f0[None], atol=1e-10)
+    np.testing.assert_allclose(one.loss, ref.loss, rtol=1e-10)
+    assert float(one.rel_change[0]) == 0.0 and float(one.loss[0]) > float(one.loss[-1])
+    # η = η0/a²: the function-space trajectory tends to the linearised one; θ moves O(1/a)
+    rel, dist = [], []
+    for a in (10.0, 100.0):
+        tr = training.train_rescaled(NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40, record_at=3)
+        lin = training.train_rescaled(
+            NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40, record_at=3, linearised=True
+        )
+        rel.append(float(tr.rel_change[-1]))
+        dist.append(float(jnp.max(jnp.abs(tr.f_train - lin.f_train))))
+    assert rel[0] / rel[1] == pytest.approx(10.0, rel=0.05)
+    assert dist[0] / dist[1] == pytest.approx(10.0, rel=0.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"scale": 0.0}, "scale"),
+        ({"lr": -1.0}, "lr"),
+        ({"steps": -1}, "steps"),
+        ({"record_at": [50]}, "record_at"),
+    ],
+)
+def test_train_rescaled_errors(kwargs, name):
+    p0, x = _params(), _x(4)
+    args = {"scale": 1.0, "lr": 0.1, "steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        training.train_rescaled(NET, p0, x, jnp.zeros((4, 1)), **args)
+    with pytest.raises(ValueError, match="y"):
+        training.train_rescaled(NET, p0, x, jnp.zeros((3, 1)), scale=1.0, lr=0.1, steps=1)
