@@ -20,6 +20,9 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 warnings.simplefilter("error")
+# The fixed 16-term tanh case below checks sharded == single-device with the same short series,
+# not its accuracy: limits warns (correctly) that 16 terms are too few at these variances.
+warnings.filterwarnings("ignore", message=r"points: \d+ Mehler terms leave", category=UserWarning)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

@@ -140,7 +140,6 @@ def test_one_device_mesh_equals_limits() -> None:
         (lambda x: sharding.ntk(x, depth=2, mesh=jax.devices()), "mesh"),
         (lambda x: sharding.device_mesh([]), "devices"),
         (lambda x: sharding.ntk(x, depth=2, beta={"not": "hashable"}), "beta"),
-        (lambda x: sharding.ntk(x, depth=2, bogus=1), "bogus"),
         (lambda x: sharding.ntk(x[:, 0], depth=2), "x1"),
         (lambda x: sharding.ensemble(3, jax.random.key(0), 4), "fn"),
         (lambda x: sharding.ensemble(jnp.sin, 0, 4), "key"),
@@ -185,3 +184,9 @@ def test_text_progress_reports_rows_share_and_time() -> None:
     for done in (0, 50, 100):
         slow(done, 100)
     assert len(quiet.getvalue().splitlines()) == 2  # the first line and the last only
+
+
+def test_unknown_option_is_a_type_error_naming_it() -> None:
+    # limits' signatures are keyword-only and explicit, so Python itself names the stray keyword
+    with pytest.raises(TypeError, match="bogus"):
+        sharding.ntk(jnp.ones((4, 3)), depth=2, bogus=1)
