@@ -709,13 +709,15 @@ def kernel_target_alignment(theta: Array, y: Array) -> Array:
 
 
 class JacobianSizes(NamedTuple):
-    """Per-layer sizes of the gradient ∂f(x)/∂θ of a one-output network, one row per input.
+    r"""Per-layer sizes of the gradient ∂f(x)/∂θ of a one-output network, one row per input.
 
     Attributes:
-        rms_w: (N, L) root mean square of ∂f/∂W^{(l)}_{ij} over the n_l n_{l+1} entries.
-        sumsq_w: (N, L) Σ_ij (∂f/∂W^{(l)}_{ij})², the weights' share of Θ(x, x).
-        rms_b: (N, L) root mean square of ∂f/∂b^{(l)}_j.
-        sumsq_b: (N, L) Σ_j (∂f/∂b^{(l)}_j)².
+        rms_w: (N, L) root mean square of :math:`\partial f/\partial W^{(l)}_{ij}` over the
+            :math:`n_l n_{l+1}` entries.
+        sumsq_w: (N, L) :math:`\sum_{ij} (\partial f/\partial W^{(l)}_{ij})^2`, the weights'
+            share of Θ(x, x).
+        rms_b: (N, L) root mean square of :math:`\partial f/\partial b^{(l)}_j`.
+        sumsq_b: (N, L) :math:`\sum_j (\partial f/\partial b^{(l)}_j)^2`.
     """
 
     rms_w: Array

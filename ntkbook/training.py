@@ -967,12 +967,12 @@ def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Arr
 
 
 class RescaledTrajectory(NamedTuple):
-    """What :func:`train_rescaled` records, at R steps.
+    r"""What :func:`train_rescaled` records, at R steps.
 
     Attributes:
         steps: (R,) step indices k.
         f_train: (R, N, n_L) the rescaled outputs a (f_θ − f_θ₀) on the training inputs.
-        loss: (R,) ½ ‖a (f_θ − f_θ₀) − y‖²_{p_in}.
+        loss: (R,) :math:`\tfrac12 \lVert a (f_\theta - f_{\theta_0}) - y\rVert^2_{p^{in}}`.
         rel_change: (R,) ‖θ − θ₀‖ / ‖θ₀‖ over all parameters (weights and biases).
         params: the parameters after the last step.
     """
