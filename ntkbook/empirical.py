@@ -843,12 +843,13 @@ def hessian_norm(
 
 
 class TaylorTerms(NamedTuple):
-    """Terms of f(θ₀ + Δθ) = f(θ₀) + JΔθ + ½ΔθᵀHΔθ + …, one value per input.
+    r"""Terms of f(θ₀ + Δθ) = f(θ₀) + JΔθ + ½ΔθᵀHΔθ + …, one value per input.
 
     Attributes:
         linear: J(x)Δθ.
         quadratic: ½ Δθᵀ H(x) Δθ.
-        remainder: f_θ(x) − f^{lin}_θ(x) = f(θ₀ + Δθ) − f(θ₀) − JΔθ (everything beyond first order).
+        remainder: :math:`f_\theta(x) - f^{lin}_\theta(x) = f(\theta_0 + \Delta\theta) - f(\theta_0)
+            - J\Delta\theta` (everything beyond first order).
         delta_norm: ‖Δθ‖, the Euclidean norm over all parameters (a scalar).
     """
 

@@ -966,7 +966,8 @@ def local_slopes(
     For a *deterministic* sequence (eigenvalues μ_k of a kernel) there is no noise to bootstrap:
     the local slopes themselves show whether the sequence has reached its asymptotic power law
     (they converge, e.g. −2.02, −2.005, −2.001 …) or decays faster than any power (they keep
-    steepening). With ``log_x=False`` the slope is the rate r of geometric decay y ∝ e^{−r x}.
+    steepening). With ``log_x=False`` the slope is the rate r of geometric decay
+    :math:`y \propto e^{-r x}`.
 
     Args:
         x: positive abscissae (degrees k), 1-D.
