@@ -747,7 +747,8 @@ def jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
     .. math::
 
         \mathrm{rms}^{(l)}_W(x) = \Big(\frac{1}{n_l n_{l+1}} \sum_{i,j}
-            \big(\partial f(x)/\partial W^{(l)}_{ij}\big)^2\Big)^{1/2}, \qquad
+            \big(\partial f(x)/\partial W^{(l)}_{ij}\big)^2\Big)^{1/2},
+
         \sum_l \Big[\sum_{ij} (\partial f/\partial W^{(l)}_{ij})^2
             + \sum_j (\partial f/\partial b^{(l)}_j)^2\Big] = \Theta(x, x).
 

@@ -1471,7 +1471,8 @@ def numerical_rank(gram: Array, *, rtol: float | None = None) -> Rank:
 
     .. math::
 
-        \operatorname{rank}_\tau K = \#\{i : \lambda_i(K) > \tau\}, \qquad
+        \operatorname{rank}_\tau K = \#\{i : \lambda_i(K) > \tau\},
+
         \tau = \mathrm{rtol}\cdot\lambda_{\max}(K), \quad
         \mathrm{rtol} = N\,\varepsilon_{64} \text{ by default.}
 
@@ -1580,7 +1581,8 @@ def zonal_spectrum(
     .. math::
 
         \mu_k = \frac{\omega_{d-2}}{\omega_{d-1}} \int_0^\pi \kappa(\cos\gamma)\,
-            P_k^{(d)}(\cos\gamma)\, \sin^{d-2}\gamma \, d\gamma, \qquad
+            P_k^{(d)}(\cos\gamma)\, \sin^{d-2}\gamma \, d\gamma,
+
         \frac{\omega_{d-2}}{\omega_{d-1}} = \frac{\Gamma(d/2)}{\sqrt\pi\,\Gamma((d-1)/2)},
 
     with :math:`P_k^{(d)}` the Legendre (Gegenbauer) polynomial of dimension d normalised by

@@ -960,7 +960,8 @@ def local_slopes(
 
     .. math::
 
-        s_j = \arg\min_{s, a} \sum_i \big(\log y_i - a - s\, u_i\big)^2, \qquad
+        s_j = \arg\min_{s, a} \sum_i \big(\log y_i - a - s\, u_i\big)^2,
+
         u_i = \log x_i \ (\text{or } x_i \text{ if } \texttt{log\_x} = \text{False}).
 
     For a *deterministic* sequence (eigenvalues μ_k of a kernel) there is no noise to bootstrap:
