@@ -20,12 +20,14 @@ from . import (
     costs,
     data,
     empirical,
+    gaussian,
     limits,
     montecarlo,
     networks,
     plotting,
     regression,
     sharding,
+    spectra,
     training,
 )
 from ._version import __version__
@@ -37,6 +39,7 @@ __all__ = [
     "costs",
     "data",
     "empirical",
+    "gaussian",
     "kernels",
     "limits",
     "montecarlo",
@@ -46,5 +49,6 @@ __all__ = [
     "plotting",
     "regression",
     "sharding",
+    "spectra",
     "training",
 ]

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import activations, data, limits
+from ntkbook import activations, data, limits, spectra
 
 
 def test_square_closed_form_matches_mehler_series():
@@ -32,19 +32,19 @@ def test_square_closed_form_matches_monte_carlo():
 
 def test_numerical_rank_of_exact_low_rank_matrix():
     a = jax.random.normal(jax.random.key(1), (50, 7))
-    r = limits.numerical_rank(a @ a.T)
+    r = spectra.numerical_rank(a @ a.T)
     assert r.rank == 7
     assert r.gap > 1e8
     assert r.eigs.shape == (50,) and np.all(np.diff(r.eigs) <= 0)
     assert r.tol == pytest.approx(50 * np.finfo(float).eps * r.eigs[0])
-    full = limits.numerical_rank(jnp.eye(4))
+    full = spectra.numerical_rank(jnp.eye(4))
     assert full.rank == 4 and full.gap == float("inf") and full.largest_dropped == 0.0
 
 
 def test_numerical_rank_rtol_changes_the_count():
     k = jnp.diag(jnp.array([1.0, 1e-3, 1e-9]))
-    assert limits.numerical_rank(k).rank == 3
-    assert limits.numerical_rank(k, rtol=1e-6).rank == 2
+    assert spectra.numerical_rank(k).rank == 3
+    assert spectra.numerical_rank(k, rtol=1e-6).rank == 2
 
 
 @pytest.mark.parametrize(
@@ -60,18 +60,18 @@ def test_numerical_rank_rtol_changes_the_count():
 )
 def test_numerical_rank_errors(gram, rtol, name):
     with pytest.raises(ValueError, match=name):
-        limits.numerical_rank(gram, rtol=rtol)
+        spectra.numerical_rank(gram, rtol=rtol)
 
 
 def test_harmonic_dimension_known_values():
-    assert [limits.harmonic_dimension(2, k) for k in range(4)] == [1, 2, 2, 2]
-    assert [limits.harmonic_dimension(3, k) for k in range(4)] == [1, 3, 5, 7]
+    assert [spectra.harmonic_dimension(2, k) for k in range(4)] == [1, 2, 2, 2]
+    assert [spectra.harmonic_dimension(3, k) for k in range(4)] == [1, 3, 5, 7]
     # polynomials of degree ≤ 2 on S^9: 1 + 10 + 54 = 65 = C(11, 2) + C(10, 1)
-    assert sum(limits.harmonic_dimension(10, k) for k in range(3)) == 65
+    assert sum(spectra.harmonic_dimension(10, k) for k in range(3)) == 65
     with pytest.raises(ValueError, match="dim"):
-        limits.harmonic_dimension(1, 2)
+        spectra.harmonic_dimension(1, 2)
     with pytest.raises(ValueError, match="degree"):
-        limits.harmonic_dimension(3, -1)
+        spectra.harmonic_dimension(3, -1)
 
 
 def test_zonal_spectrum_on_circle_equals_circulant_eigenvalues():
@@ -79,7 +79,7 @@ def test_zonal_spectrum_on_circle_equals_circulant_eigenvalues():
     n = 64
     x = data.circle(n, dtype=jnp.float64)
     k = np.asarray(limits.ntk(x, depth=2, activation="erf", beta=0.3))
-    z = limits.zonal_spectrum(dim=2, max_degree=n // 2, depth=2, activation="erf", beta=0.3)
+    z = spectra.zonal_spectrum(dim=2, max_degree=n // 2, depth=2, activation="erf", beta=0.3)
     eig = np.sort(np.linalg.eigvalsh(k))[::-1]
     # circulant: eigenvalue n μ_k for k = 0 and twice n μ_k for 0 < k < n/2
     predicted = np.sort(
@@ -89,7 +89,7 @@ def test_zonal_spectrum_on_circle_equals_circulant_eigenvalues():
 
 
 def test_zonal_spectrum_sums_to_the_diagonal_and_matches_gram_eigenvalues_on_s2():
-    z = limits.zonal_spectrum(dim=3, max_degree=40, depth=2, activation="erf", beta=0.3)
+    z = spectra.zonal_spectrum(dim=3, max_degree=40, depth=2, activation="erf", beta=0.3)
     x0 = jnp.array([[1.0, 0.0, 0.0]])
     diag = float(limits.ntk(x0, depth=2, activation="erf", beta=0.3)[0, 0])
     assert float(np.sum(z.multiplicity * z.mu)) == pytest.approx(diag, rel=1e-10)
@@ -101,7 +101,7 @@ def test_zonal_spectrum_sums_to_the_diagonal_and_matches_gram_eigenvalues_on_s2(
 
 
 def test_zonal_spectrum_relu_two_layers_has_no_odd_modes_above_one():
-    z = limits.zonal_spectrum(dim=3, max_degree=9, depth=2, activation="relu")
+    z = spectra.zonal_spectrum(dim=3, max_degree=9, depth=2, activation="relu")
     assert abs(z.mu[1]) > 1e-3
     assert np.max(np.abs(z.mu[3::2])) < 1e-12 * z.mu[0]
     assert np.all(z.mu[0::2] > 0)
@@ -109,15 +109,15 @@ def test_zonal_spectrum_relu_two_layers_has_no_odd_modes_above_one():
 
 def test_zonal_spectrum_errors():
     with pytest.raises(ValueError, match="dim"):
-        limits.zonal_spectrum(dim=1, max_degree=3, depth=2)
+        spectra.zonal_spectrum(dim=1, max_degree=3, depth=2)
     with pytest.raises(ValueError, match="kernel"):
-        limits.zonal_spectrum(dim=2, max_degree=3, depth=2, kernel="gp")
+        spectra.zonal_spectrum(dim=2, max_degree=3, depth=2, kernel="gp")
     with pytest.raises(ValueError, match="nodes"):
-        limits.zonal_spectrum(dim=2, max_degree=30, depth=2, nodes=20)
+        spectra.zonal_spectrum(dim=2, max_degree=30, depth=2, nodes=20)
     with pytest.raises(ValueError, match="max_degree"):
-        limits.zonal_spectrum(dim=2, max_degree=-1, depth=2)
+        spectra.zonal_spectrum(dim=2, max_degree=-1, depth=2)
     with pytest.raises(ValueError, match="activation"):
-        limits.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
+        spectra.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
 
 
 def test_local_slopes_power_law_and_geometric():
