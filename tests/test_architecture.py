@@ -1,0 +1,180 @@
+"""The package's layering, read from its source with :mod:`ast` (nothing is imported).
+
+Rules (issue 21, ``CONTRIBUTING``/design): intra-package imports form a DAG; no ntkbook module is
+imported inside a function body (the usual way of hiding a cycle); the multi-device layer
+``ntkbook.sharding`` sits on top, so no toolkit module imports it (only the package facade
+``ntkbook/__init__.py`` re-exports it); no module exceeds 800 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "ntkbook"
+ROOT = Path(__file__).resolve().parents[1] / PACKAGE
+MAX_LINES = 800
+# Over MAX_LINES today (issue 21 splits them); strict xfail: the test turns red the moment this
+# set is wrong in either direction (one is fixed, or a new offender appears).
+KNOWN_LONG = frozenset(
+    {"ntkbook/training.py", "ntkbook/montecarlo.py", "ntkbook/empirical.py", "ntkbook/limits.py"}
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute name ``from <node.module>`` refers to, inside ``module``."""
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _targets(module: str, path: Path, node: ast.AST) -> list[str]:
+    """The ntkbook modules an import statement loads (``from . import x`` → ``ntkbook.x``)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        source = _resolve(module, path.name == "__init__.py", node)
+        names = []
+        for alias in node.names:
+            sub = f"{source}.{alias.name}"
+            names.append(sub if sub in MODULES else source)
+    else:
+        return []
+    out = []
+    for name in names:
+        while name and name not in MODULES:  # ``import ntkbook.x.y`` of a non-module → nearest module
+            name = name.rpartition(".")[0]
+        if name == PACKAGE or name.startswith(PACKAGE + "."):
+            out.append(name)
+    return out
+
+
+class _Imports(ast.NodeVisitor):
+    """Every intra-package import of one module, noting those inside a function body."""
+
+    def __init__(self, module: str, path: Path) -> None:
+        self.module, self.path = module, path
+        self.depth = 0
+        self.edges: list[tuple[str, int, bool]] = []  # (target, line, inside a function)
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.depth += 1
+        self.generic_visit(node)
+        self.depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
+
+    def _import(self, node: ast.Import | ast.ImportFrom) -> None:
+        for target in _targets(self.module, self.path, node):
+            if target != self.module:
+                self.edges.append((target, node.lineno, self.depth > 0))
+
+    visit_Import = visit_ImportFrom = _import
+
+
+def _imports() -> dict[str, list[tuple[str, int, bool]]]:
+    out = {}
+    for module, path in MODULES.items():
+        visitor = _Imports(module, path)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        out[module] = visitor.edges
+    return out
+
+
+IMPORTS = _imports()
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each strongly connected component of size > 1 (or a self-loop)."""
+    cycles, state, stack = [], dict.fromkeys(graph, 0), []  # 0 new, 1 on stack, 2 done
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt, 2) == 1:
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif state.get(nxt) == 0:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if state[node] == 0:
+            visit(node)
+    return cycles
+
+
+def test_the_parser_sees_the_package() -> None:
+    # Code check: guards the other tests against passing vacuously (a wrong ROOT or a resolver
+    # that drops every import would make a cyclic package look acyclic).
+    assert {"ntkbook", "ntkbook.limits", "ntkbook.sharding", "ntkbook.training"} <= set(MODULES)
+    limits_targets = {t for t, _, _ in IMPORTS["ntkbook.limits"]}
+    assert {"ntkbook._checks", "ntkbook.activations", "ntkbook.gaussian"} <= limits_targets
+    assert "ntkbook.limits" in {t for t, _, _ in IMPORTS["ntkbook.sharding"]}
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    graph = {m: {t for t, _, _ in edges} for m, edges in IMPORTS.items()}
+    cycles = _cycles(graph)
+    assert not cycles, cycles
+
+
+def test_no_package_imports_inside_functions() -> None:
+    hidden = [
+        f"{MODULES[m].relative_to(ROOT.parent)}:{line} imports {t}"
+        for m, edges in IMPORTS.items()
+        for t, line, inside in edges
+        if inside
+    ]
+    assert not hidden, hidden
+
+
+def test_nothing_below_imports_sharding() -> None:
+    # The multi-device layer is on top: only the facade ntkbook/__init__.py may re-export it.
+    importers = sorted(
+        m
+        for m, edges in IMPORTS.items()
+        if m not in (PACKAGE, f"{PACKAGE}.sharding")
+        and any(t == f"{PACKAGE}.sharding" for t, _, _ in edges)
+    )
+    assert not importers, importers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 21: training.py (1081), montecarlo.py (1003), empirical.py (910) and limits.py "
+    "(825 lines) are still over 800",
+)
+def test_modules_at_most_800_lines() -> None:
+    lengths = {
+        str(p.relative_to(ROOT.parent)): len(p.read_text(encoding="utf-8").splitlines())
+        for p in MODULES.values()
+    }
+    long = {name for name, n in lengths.items() if n > MAX_LINES}
+    # Only the final assert is expected to fail (raises=AssertionError). A change in the set of
+    # offenders — one fixed, or a new one — is reported by pytest.fail, which is not an
+    # AssertionError, so it is a plain failure, not an xfail; once none is left the final assert
+    # passes and strict=True turns the XPASS red, so the marker must then be removed.
+    if long != KNOWN_LONG:
+        pytest.fail(f"modules over {MAX_LINES} lines changed: {sorted(long)}; update KNOWN_LONG")
+    assert long == set(), {name: lengths[name] for name in sorted(long)}
