@@ -326,9 +326,9 @@ def ntk(
     method: Method = "auto",
     traced: bool = False,
     block_size: int | None = None,
-    mesh: object = None,
 ) -> Array:
-    r"""The empirical NTK of an MLP, Θ_kk′(x, x′) = Σ_p ∂_p f_k(x) ∂_p f_k′(x′).
+    r"""The empirical NTK of an MLP, Θ_kk′(x, x′) = Σ_p ∂_p f_k(x) ∂_p f_k′(x′), on one device
+    (:func:`ntkbook.sharding.empirical_ntk` splits the rows of ``x1`` over several).
 
     Args:
         net: the architecture (:func:`ntkbook.networks.mlp`).
@@ -340,8 +340,6 @@ def ntk(
         traced: return :math:`\frac{1}{n_L} \sum_k \Theta_{kk}(x, x')`, shape (N1, N2), which
             converges to :math:`\Theta_\infty^{(L)}`.
         block_size: rows of x1 and of x2 per block (bounds memory); ``None``: one block.
-        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the rows of ``x1`` are split over its
-            devices by :func:`ntkbook.sharding.empirical_ntk`; ``None``: one device.
 
     Returns:
         (N1, N2, n_L, n_L), or (N1, N2) if ``traced``.
@@ -350,12 +348,6 @@ def ntk(
         ValueError: naming the argument (``net``, ``params``, ``x1``, ``x2``, ``method``,
             ``block_size``).
     """
-    if mesh is not None:  # several devices: ntkbook.sharding (imported here: it imports this)
-        from . import sharding
-
-        return sharding.empirical_ntk(
-            net, params, x1, x2, mesh=mesh, method=method, traced=traced, block_size=block_size
-        )
     net = _check_net(net, params)
     x1, x2, same = _inputs(x1, x2, net.widths[0])
     method = _checks.choice("method", method, METHODS)

@@ -526,9 +526,7 @@ _KERNEL_ARGS = """
             that misses 1e-8 at the inputs' variances draws a ``UserWarning`` naming it.
         block_size: rows of ``x1`` per block (default: chosen to bound temporaries).
         dtype: compute dtype, float32 or float64 (default: that of the inputs). float16 and
-            bfloat16 are refused (``ValueError``).
-        mesh: a :class:`jax.sharding.Mesh` or ``"all"`` (every device): the rows of ``x1``
-            are split over its devices by :mod:`ntkbook.sharding`; ``None``: one device."""
+            bfloat16 are refused (``ValueError``)."""
 
 
 def kernels(
@@ -545,10 +543,9 @@ def kernels(
     block_size: int | None = None,
     dtype: object = None,
     layers: Sequence[int] | None = None,
-    mesh: object = None,
 ) -> Kernels:
     r""":math:`\Sigma^{(l)}, \dot\Sigma^{(l)}, \Theta_\infty^{(l)}` for l = 1 … L (the recursion
-    in the module docstring).
+    in the module docstring), on one device (:func:`ntkbook.sharding.kernels`: on several).
 
     Args:{args}
         layers: the layers l to return, numbered 1 … L as in the notes (−1 is L, −2 is L − 1,
@@ -581,10 +578,6 @@ def kernels(
         activation=activation, beta=beta, sigma_w=sigma_w, diagonal=diagonal,
         quadrature=quadrature, points=points, block_size=block_size, dtype=dtype, layers=layers,
     )  # fmt: skip
-    if mesh is not None:  # several devices: ntkbook.sharding (imported here: it imports limits)
-        from . import sharding
-
-        return sharding.kernels(x1, x2, depth=depth, mesh=mesh, **options)
     return _compute(x1, x2, depth=depth, **options, which="kernels")
 
 
@@ -601,12 +594,12 @@ def nngp(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
-    mesh: object = None,
 ) -> Array:
     r""":math:`\Sigma^{(L)}`, the NNGP kernel of the output: (N1, N2), or (N,) with
     ``diagonal=True``.
 
-    Only the last layer is kept, so memory is one matrix.
+    Only the last layer is kept, so memory is one matrix. One device;
+    :func:`ntkbook.sharding.nngp` splits the rows of ``x1`` over several.
 
     Args:{args}
 
@@ -618,14 +611,6 @@ def nngp(
         >>> round(float(nngp(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # E[relu(u)²] = 1/2
         0.5
     """
-    if mesh is not None:  # several devices: ntkbook.sharding (imported here: it imports limits)
-        from . import sharding
-
-        return sharding.nngp(
-            x1, x2, depth=depth, mesh=mesh, activation=activation, beta=beta,
-            sigma_w=sigma_w, diagonal=diagonal, quadrature=quadrature, points=points,
-            block_size=block_size, dtype=dtype,
-        )
     return _compute(
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
@@ -646,12 +631,12 @@ def ntk(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
-    mesh: object = None,
 ) -> Array:
     r""":math:`\Theta_\infty^{(L)}`, the limiting NTK of the output: (N1, N2), or (N,) with
     ``diagonal=True``.
 
-    Only the last layer is kept, so memory is one matrix.
+    Only the last layer is kept, so memory is one matrix. One device;
+    :func:`ntkbook.sharding.ntk` splits the rows of ``x1`` over several.
 
     Args:{args}
 
@@ -663,14 +648,6 @@ def ntk(
         >>> round(float(ntk(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # Σ¹ × 1/2 + Σ² = 1/2 + 1/2
         1.0
     """
-    if mesh is not None:  # several devices: ntkbook.sharding (imported here: it imports limits)
-        from . import sharding
-
-        return sharding.ntk(
-            x1, x2, depth=depth, mesh=mesh, activation=activation, beta=beta,
-            sigma_w=sigma_w, diagonal=diagonal, quadrature=quadrature, points=points,
-            block_size=block_size, dtype=dtype,
-        )
     return _compute(
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, empirical, networks
+from . import _checks, activations, empirical, networks
 
 Array = jax.Array
 
@@ -69,9 +69,9 @@ def ensemble(
     n_samples: int,
     *,
     block_size: int | None = None,
-    mesh: object = None,
 ) -> Any:
-    r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``.
+    r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``, on one
+    device (:func:`ntkbook.sharding.ensemble` splits the keys over several).
 
     Blocks of ``block_size`` keys run vmapped, blocks one after another (``lax.map`` with
     ``batch_size``), all inside one ``jit``: peak memory ∝ block_size. The same (key, n_samples,
@@ -84,8 +84,6 @@ def ensemble(
         key: a ``jax.random`` key.
         n_samples: S ≥ 1.
         block_size: samples per vmapped block (default: all S at once).
-        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the S keys are split over its devices
-            by :func:`ntkbook.sharding.ensemble` (blocks per device); ``None``: one device.
 
     Returns:
         The pytree of ``fn``'s outputs, each leaf with a leading axis of length S.
@@ -93,10 +91,6 @@ def ensemble(
     Raises:
         ValueError: naming ``fn``, ``key``, ``n_samples`` or ``block_size``.
     """
-    if mesh is not None:  # several devices: ntkbook.sharding (imported here: keeps the hook local)
-        from . import sharding
-
-        return sharding.ensemble(fn, key, n_samples, mesh=mesh, block_size=block_size)
     if not callable(fn):
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
     key = _checks.key("key", key)
@@ -389,6 +383,35 @@ def _init_ntk(
     return InitNTK(empirical.ntk_by_layer(net, params, x1, x2), empirical.ntk(net, params, x1, x2))
 
 
+def init_ntk_draw(
+    net: networks.MLP, x1: Array, x2: Array | None = None, *, dtype: object = jnp.float32
+) -> Callable[[Array], InitNTK]:
+    r"""The draw of :func:`ntk_at_init`: ``draw(k)`` initialises θ ~ N(0, I) of ``net`` from
+    the key k and returns :class:`InitNTK` ``(Θ^(l) by layer, Θ_kk'(x1, x2; θ))``.
+
+    For an ensemble runner of one's own (:func:`ensemble`, :func:`ntkbook.sharding.ensemble`).
+
+    Args:
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
+        dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
+
+    Returns:
+        A function of one ``jax.random`` key.
+
+    Raises:
+        ValueError: naming ``net``, ``x1``, ``x2`` or ``dtype``.
+    """
+    if not isinstance(net, networks.MLP):
+        raise ValueError(
+            f"net: expected an MLP from ntkbook.networks.mlp, got {type(net).__name__}"
+        )
+    dt = _checks.float_dtype("dtype", dtype)
+    a = _checks.matrix("x1", x1, n_features=net.widths[0]).astype(dt)
+    b = None if x2 is None else _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
+    return partial(_init_ntk, net, a, b, dt)
+
+
 def ntk_at_init(
     net: networks.MLP,
     key: Array,
@@ -398,7 +421,6 @@ def ntk_at_init(
     n_samples: int,
     dtype: object = jnp.float32,
     block_size: int | None = None,
-    mesh: object = None,
 ) -> InitNTK:
     r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.
 
@@ -410,7 +432,8 @@ def ntk_at_init(
     split by layer as well (the §4.2 split: index L − 1 of ``by_layer`` is the last layer).
     Sample s uses the key k_s = ``jax.random.split(key, n_samples)[s]`` and is what
     ``empirical.ntk(net, networks.init(k_s, net, dtype=dtype), x1, x2)`` returns; all S run in
-    one compiled :func:`ensemble` (vmapped in blocks of ``block_size``).
+    one compiled :func:`ensemble` (vmapped in blocks of ``block_size``), on one device
+    (:func:`ntkbook.sharding.ntk_at_init` splits the initialisations over several).
 
     Args:
         net: the architecture (:func:`ntkbook.networks.mlp`).
@@ -419,8 +442,6 @@ def ntk_at_init(
         n_samples: S ≥ 1.
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
         block_size: initialisations per vmapped block (peak memory ∝ block_size · parameters).
-        mesh: a :class:`jax.sharding.Mesh` or ``"all"``: the initialisations are split over
-            its devices (see :func:`ensemble`); ``None``: one device.
 
     Returns:
         :class:`InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L, n_L))``.
@@ -437,16 +458,8 @@ def ntk_at_init(
         >>> out.by_layer.shape, out.full.shape
         ((4, 2, 2, 2), (4, 2, 2, 3, 3))
     """
-    if not isinstance(net, networks.MLP):
-        raise ValueError(
-            f"net: expected an MLP from ntkbook.networks.mlp, got {type(net).__name__}"
-        )
-    dt = _checks.float_dtype("dtype", dtype)
-    x1 = _checks.matrix("x1", x1, n_features=net.widths[0]).astype(dt)
-    if x2 is not None:
-        x2 = _checks.matrix("x2", x2, n_features=net.widths[0]).astype(dt)
-    draw = partial(_init_ntk, net, x1, x2, dt)
-    return ensemble(draw, key, n_samples, block_size=block_size, mesh=mesh)
+    draw = init_ntk_draw(net, x1, x2, dtype=dtype)
+    return ensemble(draw, key, n_samples, block_size=block_size)
 
 
 # ------------------------------------------------- depth against width (chapter 10)
@@ -928,8 +941,6 @@ def kurtosis_constant(
         >>> round(kurtosis_constant("relu"), 3)
         15.0
     """
-    from . import activations
-
     act = activations.get(activation)
     v = _checks.positive("variance", variance)
     b = _checks.nonnegative("beta", beta)

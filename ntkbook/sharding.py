@@ -4,6 +4,10 @@ Everything here runs on JAX's own machinery — a :class:`jax.sharding.Mesh` of 
 :func:`jax.shard_map` inside :func:`jax.jit`, and (for several hosts)
 :func:`jax.distributed.initialize` — with no scheduler of its own.
 
+It is the layer on top: it calls the single-device functions of :mod:`ntkbook.limits`,
+:mod:`ntkbook.empirical`, :mod:`ntkbook.montecarlo` and :mod:`ntkbook.training` on each
+device's share, and none of them knows about meshes or imports this module.
+
 **Kernels** (:func:`kernels`, :func:`nngp`, :func:`ntk`, :func:`empirical_ntk`). With D
 devices, the N1 rows of ``x1`` are cut into D equal slices; device s receives rows
 :math:`x1_{sn}, \dots, x1_{sn+n-1}` (n = N1 / D) and all of ``x2``, and computes
@@ -29,7 +33,7 @@ new dependency, the file is a plain ``.npy`` that ``numpy.load(path, mmap_mode="
 lazily, and a dense kernel matrix of floats gains almost nothing from zarr's compression while
 row blocks of a C-ordered matrix are already contiguous writes.
 
-**Ensembles** (:func:`ensemble`, :func:`train_ensemble`). The keys
+**Ensembles** (:func:`ensemble`, :func:`ntk_at_init`, :func:`train_ensemble`). The keys
 k_1 … k_S = ``jax.random.split(key, S)`` are the ones :func:`ntkbook.montecarlo.ensemble`
 uses; S / D of them go to each device, which evaluates its draws vmapped in blocks of
 ``block_size``. Sample s depends only on k_s, so the stack equals the single-device one.
@@ -58,7 +62,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _checks, empirical, limits, networks, training
+from . import _checks, empirical, limits, montecarlo, networks, training
 
 Array = jax.Array
 MeshLike = Mesh | str
@@ -463,6 +467,48 @@ def ensemble(
         raise ValueError(f"fn: expected a function of a key, got {fn!r}")
     m, keys, size = _seeds(key, n_samples, mesh, block_size)
     return _ensemble_rows(keys, (), fn=fn, mesh=m, block_size=size)
+
+
+def ntk_at_init(
+    net: networks.MLP,
+    key: Array,
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    n_samples: int,
+    mesh: MeshLike = "all",
+    dtype: object = jnp.float32,
+    block_size: int | None = None,
+) -> montecarlo.InitNTK:
+    r""":func:`ntkbook.montecarlo.ntk_at_init` with the initialisations split over ``mesh``.
+
+    .. math::
+
+        \Theta_{kk'}(x, x'; \theta_s), \quad \theta_s = \text{init}(k_s), \quad
+        k_s = \texttt{jax.random.split(key, S)}[s] \text{ on device } \lfloor sD/S \rfloor,
+
+    the draw :func:`ntkbook.montecarlo.init_ntk_draw` run by :func:`ensemble`, so sample s is
+    the one :func:`ntkbook.montecarlo.ntk_at_init` returns.
+
+    Args:
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        key: a ``jax.random`` key.
+        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
+        n_samples: S, a multiple of the number of devices D.
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
+        dtype: float dtype of the parameters (and of the computation).
+        block_size: initialisations per vmapped block on each device (as in :func:`ensemble`).
+
+    Returns:
+        :class:`ntkbook.montecarlo.InitNTK` ``(by_layer (S, L, N1, N2), full (S, N1, N2, n_L,
+        n_L))``, sharded along S.
+
+    Raises:
+        ValueError: naming ``net``, ``key``, ``x1``, ``x2``, ``n_samples``, ``mesh``, ``dtype``
+            or ``block_size``.
+    """
+    draw = montecarlo.init_ntk_draw(net, x1, x2, dtype=dtype)
+    return ensemble(draw, key, n_samples, mesh=mesh, block_size=block_size)
 
 
 class _TrainDraw(NamedTuple):

@@ -192,39 +192,18 @@ def main() -> None:
     }
 
 
-def hooks() -> None:
-    """The ``mesh=`` keyword of the single-device functions delegates to ntkbook.sharding."""
+def init_ntks() -> None:
+    """sharding.ntk_at_init against montecarlo.ntk_at_init (the per-layer split as well)."""
     mesh = sharding.device_mesh()
-    rng = np.random.default_rng(3)
-    x = jnp.asarray(rng.normal(size=(8, 4)))
-    z = jnp.asarray(rng.normal(size=(5, 4)))
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(3, 4)))
     net = networks.mlp((4, 16, 2), activation="tanh")
-    params = networks.init(jax.random.key(5), net, dtype=jnp.float64)
-
-    def draw(key: jax.Array) -> jax.Array:
-        return jax.random.normal(key, (3,), jnp.float64)
-
-    cases = {
-        "limits_ntk": (lambda m: limits.ntk(x, z, depth=3, beta=0.1, mesh=m), 0),
-        "limits_nngp": (lambda m: limits.nngp(x, depth=3, mesh=m), 0),
-        "limits_kernels": (lambda m: limits.kernels(x, depth=2, layers=[-1], mesh=m), 1),
-        "empirical_ntk": (lambda m: empirical.ntk(net, params, x, z, traced=True, mesh=m), 0),
-        "montecarlo_ensemble": (
-            lambda m: montecarlo.ensemble(draw, jax.random.key(1), 8, block_size=1, mesh=m), 0
-        ),
-        "montecarlo_ntk_at_init": (
-            lambda m: montecarlo.ntk_at_init(
-                net, jax.random.key(2), x[:3], n_samples=4, dtype=jnp.float64, mesh=m
-            ),
-            0,
-        ),
-    }
-    for name, (call, axis) in cases.items():
-        out, ref = call(mesh), call(None)
-        RESULT[f"hooks/{name}"] = {"rel": rel(out, ref), **layout(out, axis)}
+    opts = {"n_samples": 4, "dtype": jnp.float64}
+    ref = montecarlo.ntk_at_init(net, jax.random.key(2), x, **opts)
+    out = sharding.ntk_at_init(net, jax.random.key(2), x, mesh=mesh, **opts)
+    RESULT["ntk_at_init"] = {"rel": rel(out, ref), **layout(out, 0)}
 
 
 if __name__ == "__main__":
     main()
-    hooks()
+    init_ntks()
     json.dump(RESULT, sys.stdout)

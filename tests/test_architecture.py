@@ -58,7 +58,7 @@ def _targets(module: str, path: Path, node: ast.AST) -> list[str]:
         return []
     out = []
     for name in names:
-        while name and name not in MODULES:  # ``import ntkbook.x.y`` of a non-module → nearest module
+        while name and name not in MODULES:  # a non-module name: its nearest module
             name = name.rpartition(".")[0]
         if name == PACKAGE or name.startswith(PACKAGE + "."):
             out.append(name)

@@ -110,16 +110,8 @@ def test_bad_inputs_on_four_devices_name_the_argument(child: dict, case: str, na
     assert child["errors"][case].startswith(f"{name}: "), child["errors"][case]
 
 
-@pytest.mark.parametrize(
-    ("case", "rows"),
-    [
-        ("limits_ntk", 8), ("limits_nngp", 8), ("limits_kernels", 8), ("empirical_ntk", 8),
-        ("montecarlo_ensemble", 8), ("montecarlo_ntk_at_init", 4),
-    ],
-)  # fmt: skip
-def test_mesh_keyword_of_single_device_functions(child: dict, case: str, rows: int) -> None:
-    # limits.ntk(..., mesh=m) etc. hand over to ntkbook.sharding; mesh=None is one device
-    _sharded_like_one_device(child[f"hooks/{case}"], rows)
+def test_ntk_at_init_sharded_equal_montecarlo(child: dict) -> None:
+    _sharded_like_one_device(child["ntk_at_init"], 4)
 
 
 # ---------------------------------------------------------------- in this process (1 device)
