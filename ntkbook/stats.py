@@ -11,9 +11,9 @@ Why this fit (and not a bootstrap): a percentile bootstrap of 2–8 seeds per wi
 own S seeds. The least-squares slope is a fixed linear combination
 :math:`\hat s = \sum_i c_i y_i` of independent means, so its variance is :math:`\sum_i c_i^2 v_i`,
 and the Welch–Satterthwaite degrees of freedom turn it into a t interval. Simulated in
-``tests/test_stats.py`` (4000 replications each): coverage of the 95 % interval 0.945–0.97 under
-lognormal, χ-norm, exponential (χ²₂) and Student-t multiplicative noise for 3–6 widths and 3–16
-seeds (slightly conservative, up to 0.975, with 3 seeds and heavy tails).
+``tests/test_stats.py`` (4000 replications each): coverage of the 95 % interval 0.948–0.969
+under lognormal, χ-norm, exponential (χ²₂) and Student-t multiplicative noise for 3–6 widths and
+4–16 seeds; slightly conservative with 3 seeds (0.960–0.975, heaviest tails highest).
 
 Example:
     >>> fit = fit_rate([100, 400, 1600], [[0.1, 0.11], [0.05, 0.052], [0.026, 0.024]])
