@@ -8,7 +8,7 @@ Workloads (float32, ReLU, NTK parametrisation, the full kernel Θ_kk′ of shape
 - ``fc2048``: "FC 3×2048" — widths (3072, 2048, 2048, 2048, 8) — on N = 16 inputs of dimension
   3072 (CIFAR-sized), 8 outputs.
 
-(The issue does not say which counting neural-tangents' "3-layer" figure used, so both are run.)
+(Both readings of "a 3-layer MLP" are run.)
 
 Every method runs at the full N on the MLP workloads (one block: the Jacobians fit in memory).
 On ``fc2048`` the autodiff methods (Jacobian contraction, NTK-vector products) need blocks of 4
@@ -18,9 +18,9 @@ cost is ∝ N1·N2 over block pairs — an extrapolation, labelled as such.
 
 Baseline, in the same process: the jitted forward pass of the same network on the same N inputs
 (``ratio_to_forward`` = method time / forward time). Each time is the best of ``--repeats`` calls
-after one warm-up call that compiles. neural-tangents' figures quoted in the issue (same
-workloads, a 2-core CPU) are printed beside ours; ``speedup_vs_nt_fastest`` divides their fastest
-method's time by our ``structured`` time — a cross-machine comparison, so indicative only.
+after one warm-up call that compiles. No neural-tangents figures are printed (the ones once
+hard-coded here were unsourced): ``benchmarks/neural_tangents_reference.py`` times neural-tangents
+on the same workloads in a virtual environment of its own.
 
 Run ``python benchmarks/empirical.py`` (prints one JSON object); ``--quick`` shrinks N for a
 smoke test.
@@ -40,11 +40,6 @@ from _timing import timed_calls
 
 from ntkbook import empirical, networks
 
-NEURAL_TANGENTS_S = {
-    "mlp512": {"jacobian": 1.6, "ntvp": 4.3, "structured": 0.022},
-    "mlp512_3hidden": {"jacobian": 1.6, "ntvp": 4.3, "structured": 0.022},
-    "fc2048": {"jacobian": 23.7, "ntvp": 3.20, "structured": 0.318},
-}
 WORKLOADS = {
     # name: (widths, N, batch_size for the autodiff methods — bounds their N·n_L·P memory,
     #        N at which the autodiff methods are measured on the shared 2-core CPU)
@@ -94,15 +89,12 @@ def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
             "seconds_at_full_n": seconds * (n / m_points) ** 2,
             "batch_size": batch_size,
             "ratio_to_forward": seconds * (n / m_points) ** 2 / t_forward,
-            "neural_tangents_s": NEURAL_TANGENTS_S[name][method],
         }
     ref = kernels["jacobian"]
     for method, theta in kernels.items():
         theta = theta[:n_autodiff, :n_autodiff]
         rel = jnp.linalg.norm((theta - ref).ravel()) / jnp.linalg.norm(ref.ravel())
         result["methods"][method]["rel_diff_to_jacobian"] = float(rel)
-    structured = result["methods"]["structured"]["seconds"]
-    result["speedup_vs_nt_fastest"] = min(NEURAL_TANGENTS_S[name].values()) / structured
     return result
 
 

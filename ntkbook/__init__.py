@@ -12,8 +12,14 @@ Modules follow the notes (see ``book/intro.md`` for the map):
 - :mod:`ntkbook.montecarlo` — ensembles over initialisations and rate fits;
 - :mod:`ntkbook.sharding` — the same on several devices or hosts (meshes, memmap output);
 - :mod:`ntkbook.data` — small datasets made in code;
-- :mod:`ntkbook.plotting` — the book's figures.
+- :mod:`ntkbook.plotting` — the book's figures (needs matplotlib, the ``plot`` extra).
+
+``import ntkbook`` loads no matplotlib and changes no global state: :mod:`ntkbook.plotting` is
+imported on first access of ``ntkbook.plotting`` (PEP 562).
 """
+
+import importlib
+from types import ModuleType
 
 from . import (
     activations,
@@ -24,7 +30,6 @@ from . import (
     limits,
     montecarlo,
     networks,
-    plotting,
     regression,
     sharding,
     spectra,
@@ -52,3 +57,11 @@ __all__ = [
     "spectra",
     "training",
 ]
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``ntkbook.plotting`` is imported on first access, so that ``import ntkbook`` loads no
+    matplotlib."""
+    if name == "plotting":
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -233,8 +233,11 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     """The 1797 images (flattened, 64 pixels in 0 … 16) and labels; read from the package."""
     try:
         from sklearn.datasets import load_digits
-    except ImportError as err:  # pragma: no cover - scikit-learn is pinned in requirements.txt
-        raise ImportError("digits: needs scikit-learn (pinned in requirements.txt)") from err
+    except ImportError as err:  # optional dependency: the ``data`` extra
+        raise ImportError(
+            "ntkbook.data.digits needs scikit-learn: pip install 'ntkbook[data]' "
+            "(or scikit-learn>=1.3)"
+        ) from err
     bunch = load_digits()
     return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int32)
 

@@ -15,9 +15,10 @@ shrunk and its text with it (a 15 in figure: 10 pt becomes 6.7 px), so :func:`fi
 about one, and the book's browser check (``scripts/browser_check.py``) fails on text rendered
 below 9 px. Draw one panel per row, or at most two side by side.
 
-Importing this module inside IPython/Jupyter makes the inline backend emit SVG, so every figure
-shown by a cell — in the built book, in JupyterLab and in Binder — is vector graphics, sharp at
-any zoom.
+Importing this module changes no global state (rcParams are applied only while a function
+draws, and IPython's inline figure format is left alone). The book's chapters opt into SVG
+figures themselves, with ``%config InlineBackend.figure_formats = ['svg']`` in their first cell.
+This module needs matplotlib: ``pip install 'ntkbook[plot]'``.
 
 - :func:`figure` — a new figure (grid of axes) in the house style;
 - :func:`loglog_rate` — error against width (or step size) on log-log axes with a fitted slope,
@@ -37,14 +38,19 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-import matplotlib as mpl
 import numpy as np
-from matplotlib.lines import Line2D
+
+try:
+    import matplotlib as mpl
+    from matplotlib.lines import Line2D
+except ImportError as err:  # pragma: no cover - exercised by tests/test_package.py in a subprocess
+    raise ImportError(
+        "ntkbook.plotting needs matplotlib: pip install 'ntkbook[plot]' (or matplotlib>=3.8)"
+    ) from err
 
 from . import _checks
 
@@ -122,8 +128,16 @@ def style() -> Iterator[None]:
         >>> fig.get_facecolor()
         (1.0, 1.0, 1.0, 1.0)
     """
+    # rc_context restores every rcParam on exit, "interactive" included. In Jupyter the inline
+    # backend is activated by the first figure and switches interactive mode on; if that figure
+    # is drawn here, the restore would switch it off again and later cells would show no
+    # figures. The interactive mode set inside the block is therefore kept.
     with mpl.rc_context(STYLE):
-        yield
+        try:
+            yield
+        finally:
+            interactive = mpl.is_interactive()
+    mpl.interactive(interactive)
 
 
 def _opaque(ax: Axes) -> None:
@@ -655,30 +669,6 @@ def curves_vs_angle(
     return ax
 
 
-# ------------------------------------------------------------- figures shown by notebook cells
-
-
-def _inline_svg() -> bool:
-    """Make IPython's inline backend render figures as SVG; True if an IPython shell is running.
-
-    The format is set on the ``InlineBackend`` configuration (so it survives the backend being
-    loaded later, when pyplot is first imported) and on the running shell's formatters (so it
-    holds if the backend is already loaded). Outside IPython this does nothing.
-    """
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None:
-        return False
-    from IPython.core.pylabtools import select_figure_formats
-    from matplotlib_inline.backend_inline import InlineBackend
-
-    config = InlineBackend.instance()
-    config.figure_formats = {"svg"}
-    select_figure_formats(shell, {"svg"}, **config.print_figure_kwargs)
-    return True
-
-
-_inline_svg()
 def share_y(axes: Sequence[Axes] | np.ndarray, *, pad: float = 0.05) -> None:
     r"""Give panels meant to be compared one y-axis that shows all of their data.
 

@@ -218,26 +218,45 @@ def test_histogram_leaves_empty_bins_as_gaps():
     plt.close(ax.figure)
 
 
-def test_cells_show_figures_as_svg():
-    """In a Jupyter kernel, importing plotting (before or after pyplot) makes the inline
-    backend emit SVG: the figures reach the book, JupyterLab and Binder as vector graphics."""
+SVG_CONFIG = '%config InlineBackend.figure_formats = ["svg"]'
+
+
+def _figure_mimes(cells):
+    """MIME types of every figure shown by ``cells`` run in a fresh Jupyter kernel."""
     import os
 
     import nbclient
     import nbformat
 
-    code = [
-        "import matplotlib.pyplot as plt\nfrom ntkbook import plotting\n"
-        "fig, axes = plotting.figure()\naxes[0, 0].plot([1, 2], [3, 4]);",
-        "fig, ax = plt.subplots()\nax.plot([1, 2]);",
-    ]
-    for first in ("", "from ntkbook import plotting\n"):
-        cells = [first + code[0], code[1]] if first else code
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        env = {**os.environ, "PYTHONPATH": str(Path(plotting.__file__).parents[1])}
-        nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env)
-        for cell in nb.cells:
-            mimes = [set(o.get("data", {})) for o in cell.outputs
-                     if o.output_type == "display_data"]
-            assert mimes and all("image/svg+xml" in m and "image/png" not in m for m in mimes), (
-                cell.source, cell.outputs)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    env = {**os.environ, "PYTHONPATH": str(Path(plotting.__file__).parents[1])}
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env)
+    return [[set(o.get("data", {})) for o in cell.outputs if o.output_type == "display_data"]
+            for cell in nb.cells]
+
+
+def test_cells_show_figures_as_svg_when_the_chapter_opts_in():
+    """Importing plotting leaves IPython's inline format alone (PNG by default); a chapter's
+    ``%config`` line (before or after pyplot is imported) makes every figure SVG, so figures
+    reach the book, JupyterLab and Binder as vector graphics."""
+    draw = ("import matplotlib.pyplot as plt\nfrom ntkbook import plotting\n"
+            "fig, axes = plotting.figure()\naxes[0, 0].plot([1, 2], [3, 4]);")
+    plain = "fig, ax = plt.subplots()\nax.plot([1, 2]);"
+    # The plotting figure is the kernel's first: the plain pyplot figure of the next cell must
+    # still be shown (style() used to switch interactive mode off again on leaving rc_context).
+    cases = ([draw, plain], [SVG_CONFIG + "\n" + draw, plain], [draw + "\n" + SVG_CONFIG, plain])
+    for cells in cases:
+        want_svg = SVG_CONFIG in cells[0]
+        for cell, mimes in zip(cells, _figure_mimes(cells), strict=True):
+            assert mimes, cell
+            for m in mimes:
+                assert ("image/svg+xml" in m) == want_svg and ("image/png" in m) != want_svg, (
+                    cell, mimes)
+
+
+def test_every_chapter_with_figures_opts_into_svg():
+    book = Path(__file__).resolve().parents[1] / "book"
+    for chapter in sorted(book.glob("*.md")):
+        text = chapter.read_text(encoding="utf-8")
+        if "plotting." in text or "plt." in text:
+            assert SVG_CONFIG in text, chapter.name
