@@ -484,8 +484,10 @@ def ntk_at_init(
 
     .. math::
 
-        \Theta_{kk'}(x, x'; \theta_s), \quad \theta_s = \text{init}(k_s), \quad
-        k_s = \texttt{jax.random.split(key, S)}[s] \text{ on device } \lfloor sD/S \rfloor,
+        \begin{aligned}
+        &\Theta_{kk'}(x, x'; \theta_s), \quad \theta_s = \text{init}(k_s), \\
+        &k_s = \texttt{split(key, S)}[s] \text{ on device } \lfloor sD/S \rfloor,
+        \end{aligned}
 
     the draw :func:`ntkbook.montecarlo.init_ntk_draw` run by :func:`ensemble`, so sample s is
     the one :func:`ntkbook.montecarlo.ntk_at_init` returns.
