@@ -28,10 +28,9 @@ the diagonal recursion, as :mod:`ntkbook.limits` does on one device.
 (10 GB in float32). :func:`write_kernel` computes blocks of rows on the mesh and writes each
 device's rows to a host array or to a ``.npy`` file through :class:`numpy.memmap`, so device
 memory is bounded by one block, (block rows) × N2, and host memory by one block too (the file
-is mapped one block at a time, then unmapped). ``numpy.memmap`` rather than zarr: it needs no
-new dependency, the file is a plain ``.npy`` that ``numpy.load(path, mmap_mode="r")`` opens
-lazily, and a dense kernel matrix of floats gains almost nothing from zarr's compression while
-row blocks of a C-ordered matrix are already contiguous writes.
+is mapped one block at a time, then unmapped). ``numpy.memmap``, not zarr: no new dependency,
+a plain ``.npy`` file (``numpy.load(path, mmap_mode="r")`` opens it lazily), and a dense float
+kernel gains little from compression while its row blocks are contiguous writes.
 
 **Ensembles** (:func:`ensemble`, :func:`ntk_at_init`, :func:`train_ensemble`). The keys
 k_1 … k_S = ``jax.random.split(key, S)`` are the ones :func:`ntkbook.montecarlo.ensemble`
