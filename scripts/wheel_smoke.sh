@@ -13,7 +13,11 @@ PYTHON=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" .
+# Built from a copy of the working tree (tracked and untracked, not ignored files), so the build
+# leaves no build/ or *.egg-info behind and sees no stale ones.
+mkdir "$work/src"
+git ls-files -z --cached --others --exclude-standard | tar -cf - --null -T - | tar -xf - -C "$work/src"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src"
 wheel=$(ls "$work"/dist/ntkbook-*.whl)
 echo "built $(basename "$wheel")"
 "$PYTHON" -m venv "$work/venv"
