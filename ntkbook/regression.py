@@ -722,9 +722,8 @@ def kernel_blocks(x_train: object, x_test: object, kernel_fn: KernelFn) -> Kerne
     Args:
         x_train: X, (N, n_0).
         x_test: Z, (M, n_0).
-        kernel_fn: ``(x1, x2) -> (K, Θ)``, e.g. the notes' MLP from one
-            :func:`ntkbook.limits.kernels` call with ``layers=(L,)``:
-            ``lambda a, b: (k := kernels(a, b, depth=L, layers=(L,))).sigma[0], k.theta[0]``.
+        kernel_fn: ``(x1, x2) -> (K, Θ)``; for the notes' MLP, ``k.sigma[0], k.theta[0]`` of
+            ``k = ntkbook.limits.kernels(x1, x2, depth=L, layers=(L,))``.
 
     Returns:
         :class:`KernelBlocks`.
