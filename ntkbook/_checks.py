@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 
 def is_concrete(x: object) -> bool:
@@ -108,7 +109,7 @@ def choice(name: str, value: str, options: Sequence[str]) -> str:
     return value
 
 
-def float_dtype(name: str, dtype: object) -> jnp.dtype:
+def float_dtype(name: str, dtype: DTypeLike) -> jnp.dtype:
     """``dtype`` as a JAX floating dtype, or ``ValueError`` naming ``name``."""
     try:
         dt = jnp.dtype(dtype)
@@ -126,7 +127,7 @@ def inputs(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
     and series have no accuracy left at 3 decimal digits.
     """
     raw = x if hasattr(x, "dtype") else np.asarray(x)
-    kind = jnp.dtype(raw.dtype)  # type: ignore[union-attr]
+    kind = jnp.dtype(raw.dtype)
     if jnp.issubdtype(kind, jnp.complexfloating):
         raise ValueError(f"{name}: complex inputs are not supported, got dtype {kind}")
     if jnp.issubdtype(kind, jnp.floating) and jnp.finfo(kind).bits < 32:
