@@ -20,6 +20,10 @@ so a finite t never divides by a small eigenvalue; t = ∞ needs Θ(X, X) non-si
 
 ``reg`` ≥ 0 replaces Θ(X, X) by Θ(X, X) + reg·I (kernel ridge regression at t = ∞).
 
+:func:`mse_ensemble` is the one-call predictor (neural-tangents'
+``predict.gradient_descent_mse_ensemble``): kernel blocks in, the trained infinite ensemble's
+mean and covariance at any t out; ``book/neural_tangents.md`` maps the two libraries' conventions.
+
 Kernels are either traced (N1, N2) — one kernel for all n_L outputs, Θ ⊗ Id — or full
 (N1, N2, n_L, n_L) as returned by ``ntkbook.empirical.ntk(..., traced=False)``.
 """
@@ -146,8 +150,8 @@ def _solve(
         kzx, kz_full = _flatten_full("theta_zx", theta_zx, square=False)
         if kz_full != k_full or kzx.shape[1] != kxx.shape[0]:
             raise ValueError(
-                f"theta_zx: shape {jnp.shape(theta_zx)} does not match "
-                f"theta_xx {jnp.shape(theta_xx)}"
+                f"theta_zx: shape {kzx.shape} (outputs flattened) does not match "
+                f"theta_xx {kxx.shape}"
             )
         m = kzx.shape[0] // max(k_full, 1)
         if f0_z is None:
@@ -716,7 +720,7 @@ class KernelBlocks(NamedTuple):
 KernelFn = Callable[[Array, Array], tuple[Array, Array]]  # (x1, x2) -> (K, Θ), each (N1, N2)
 
 
-def kernel_blocks(x_train: object, x_test: object, kernel_fn: KernelFn) -> KernelBlocks:
+def kernel_blocks(x_train: object, x_test: object, *, kernel_fn: KernelFn) -> KernelBlocks:
     """The five blocks from one call ``kernel_fn(W, W)`` on W = X ∪ Z (X's rows first).
 
     Args:
@@ -776,7 +780,7 @@ def mse_ensemble(
     Returns:
         :class:`Moments`: mean (M, k), covariance (M, M), with a leading time axis for an array t.
     """
-    get = _checks.choice("get", get, ("ntk", "nngp"))
+    _checks.choice("get", get, ("ntk", "nngp"))
     b = blocks
     theta_xx, theta_zx = (b.theta_xx, b.theta_zx) if get == "ntk" else (b.k_xx, b.k_zx)
     moments = descent_ensemble_moments if discrete else ensemble_moments

@@ -322,10 +322,10 @@ def test_kernel_blocks_from_one_call_match_separate_calls():
         k = limits.kernels(a, b, depth=3, beta=0.2, layers=(3,))
         return k.sigma[0], k.theta[0]
 
-    blocks = regression.kernel_blocks(x, z, kernel_fn)
+    blocks = regression.kernel_blocks(x, z, kernel_fn=kernel_fn)
     opts = dict(depth=3, beta=0.2)
     want = (limits.nngp(x, **opts), limits.nngp(z, x, **opts), limits.nngp(z, **opts),
             limits.ntk(x, **opts), limits.ntk(z, x, **opts))  # fmt: skip
     for got, ref in zip(blocks, want, strict=True):
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
-    _bad(lambda: regression.kernel_blocks(x, z[:, :2], kernel_fn), "x_test")
+    _bad(lambda: regression.kernel_blocks(x, z[:, :2], kernel_fn=kernel_fn), "x_test")
