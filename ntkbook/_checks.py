@@ -41,7 +41,10 @@ def matrix(
         width_name: the notes' symbol of the second dimension, for the message (``n_0`` for
             inputs, ``n_L`` for outputs and targets).
     """
-    arr = jnp.asarray(x)
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError):  # None, ragged lists, strings
+        raise ValueError(f"{name}: expected a 2-D array, got {type(x).__name__}") from None
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (N, {width_name}), got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:

@@ -215,6 +215,10 @@ def test_bad_inputs_name_the_argument():
     _bad(lambda: em(theta_xx=txx[:-1, :-1], theta_zx=tzx, t=1.0), "theta_xx")
     _bad(lambda: em(theta_xx=txx, theta_zx=tzx[:-1], t=1.0), "theta_zx")
     _bad(lambda: em(theta_xx=singular, theta_zx=tzx, t=np.inf), "theta_xx")
+    # a missing test kernel is a ValueError naming it (it was an AttributeError in descent)
+    _bad(lambda: em(theta_xx=txx, theta_zx=None, t=1.0), "theta_zx")
+    de = functools.partial(regression.descent_ensemble_moments, txx, tzx, kzz, txx)
+    _bad(lambda: de(None, y, t=1, lr=0.1), "theta_zx")
 
 
 def _nan(a):
