@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import activations
+from ntkbook import activations, limits
 from ntkbook.activations import angle, correlation, from_function, get, leaky_relu, safe_sqrt
 
 
@@ -158,3 +158,25 @@ def test_sin_closed_form_does_not_overflow_at_huge_variance():
     act = activations.get("sin")
     ss, cc = act.expectation(jnp.asarray(1e4), jnp.asarray(1e4), jnp.asarray(1e4))  # ρ = 1
     assert float(ss) == pytest.approx(0.5) and float(cc) == pytest.approx(0.5)
+
+
+def test_square_closed_form_matches_mehler_series():
+    # Isserlis: E[u²v²] = k11 k22 + 2 k12², E[4uv] = 4 k12; the Mehler series is exact for a
+    # degree-2 polynomial, so the two routes agree to round-off.
+    k11, k12, k22 = jnp.array([0.7, 2.0]), jnp.array([-0.3, 1.1]), jnp.array([0.5, 3.0])
+    closed = limits.expectation(k11, k12, k22, activation="square", quadrature="closed")
+    series = limits.expectation(k11, k12, k22, activation="square", quadrature="mehler")
+    for a, b in zip(closed, series, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(closed[0], k11 * k22 + 2 * k12**2, rtol=1e-15)
+    assert activations.get("x2").expectation is not None
+
+
+def test_square_closed_form_matches_monte_carlo():
+    z = jax.random.normal(jax.random.key(0), (400_000, 2))
+    u, v = z[:, 0], 0.6 * z[:, 0] + 0.8 * z[:, 1]  # k11 = k22 = 1, k12 = 0.6
+    e_ss, e_dd = limits.expectation(1.0, 0.6, 1.0, activation="square")
+    mc = jnp.mean(u**2 * v**2)
+    # Var(u²v²) ≤ E[u⁴v⁴] ≈ 25 at ρ = 0.6: standard error ≈ 5/√4e5 ≈ 0.008; 5 SE
+    assert abs(float(mc - e_ss)) < 0.04
+    assert abs(float(jnp.mean(4 * u * v)) - float(e_dd)) < 0.04

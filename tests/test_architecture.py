@@ -11,6 +11,7 @@ facade ``ntkbook/__init__.py`` re-exports them all); no module exceeds 800 lines
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,20 @@ def test_modules_at_most_800_lines() -> None:
     if long != KNOWN_LONG:
         pytest.fail(f"modules over {MAX_LINES} lines changed: {sorted(long)}; update KNOWN_LONG")
     assert long == set(), {name: lengths[name] for name in sorted(long)}
+
+
+def test_test_files_mirror_the_package_with_unique_names() -> None:
+    # pytest imports test files by basename (rootdir-relative "prepend" mode, no __init__.py), so
+    # tests/experiments/test_x.py and tests/test_x.py would collide; and no test file is named
+    # after a chapter (tests/test_<module>.py, tests/experiments/test_<topic>.py).
+    tests = ROOT.parent / "tests"
+    files = sorted(tests.rglob("test_*.py"))
+    assert len(files) > 10, "the tests folder was not found"
+    names = [p.name for p in files]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    chapter_named = [str(p.relative_to(tests)) for p in files
+                     if re.search(r"_ch\d|_support$", p.stem)]
+    assert not chapter_named, chapter_named
+    topics = {p.stem.removeprefix("test_") for p in (tests / "experiments").glob("test_*.py")}
+    modules = {m.rpartition(".")[2] for m in MODULES if m.startswith(EXPERIMENTS + ".")}
+    assert topics <= modules, sorted(topics - modules)

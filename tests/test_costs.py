@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import costs
+from ntkbook import costs, networks, training
 
 
 def _fy(seed: int = 0, n: int = 5, k: int = 3):
@@ -65,3 +65,25 @@ def test_bad_inputs_name_the_argument(call, name):
     f, y = _fy()
     with pytest.raises(ValueError, match=f"^{name}"):
         call(f, y)
+
+
+def test_scaled_mse_value_gradient_and_training():
+    f = jnp.array([[1.0], [3.0]])
+    y = jnp.array([[0.5], [0.0]])
+    cost = costs.scaled_mse(0.5)
+    np.testing.assert_allclose(cost.value(f, y), 0.5 * np.mean(np.array([0.0, 1.5]) ** 2))
+    np.testing.assert_allclose(cost.grad(f, y), jax.vmap(jax.grad(
+        lambda fi, yi: 0.5 * jnp.sum((0.5 * fi - yi) ** 2)))(f, y))
+    np.testing.assert_allclose(costs.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
+    # κ = 1 is plain least squares: the same trajectory as the default cost
+    net = networks.mlp((2, 8, 1), activation="tanh")
+    p = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (4, 2))
+    yy = jnp.ones((4, 1))
+    a = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2)
+    b = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2,
+                       cost=costs.scaled_mse(1.0))
+    np.testing.assert_allclose(a.f_train, b.f_train, rtol=1e-12)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
+    with pytest.raises(ValueError, match="kappa"):
+        costs.scaled_mse(0.0)

@@ -104,3 +104,66 @@ def test_smooth_target_closed_form():
 def test_bad_inputs_raise_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
         call()
+
+
+def test_single_index_statistics_and_shared_direction():
+    w = jnp.zeros(6).at[2].set(3.0)
+    ds = data.single_index(jax.random.key(0), 20000, dim=6, direction=w, dtype=jnp.float64)
+    assert ds.x.shape == (20000, 6) and ds.y.shape == (20000, 1)
+    np.testing.assert_allclose(jnp.sum(ds.x**2, axis=1), 6.0, rtol=1e-12)
+    np.testing.assert_allclose(ds.y[:, 0], (ds.x[:, 2] ** 2 - 1) / np.sqrt(2), rtol=1e-12)
+    # ⟨w, x⟩ for x uniform on the sphere of radius √d has mean 0 and variance 1, so
+    # E[y] = 0 and E[y²] = (E u⁴ − 2 E u² + 1)/2 with E u⁴ = 3d/(d + 2): 0.625 for d = 6
+    assert abs(float(ds.y.mean())) < 5 * float(ds.y.std()) / np.sqrt(20000)
+    assert float(jnp.mean(ds.y**2)) == pytest.approx(0.625, rel=0.05)
+    a = data.single_index(jax.random.key(1), 3, dim=4)
+    b = data.single_index(jax.random.key(1), 3, dim=4)
+    np.testing.assert_array_equal(a.y, b.y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dim": 0}, "dim"),
+        ({"direction": jnp.ones(3)}, "direction"),
+        ({"direction": jnp.zeros(4)}, "direction"),
+        ({"direction": jnp.array([1.0, jnp.nan, 0.0, 0.0])}, "direction"),
+    ],
+)
+def test_single_index_rejects_bad_arguments(kwargs, match):
+    args = {"dim": 4} | kwargs
+    with pytest.raises(ValueError, match=match):
+        data.single_index(jax.random.key(0), 5, **args)
+
+
+def test_digits_split_and_preprocessing():
+    ds = data.digits(jax.random.key(0), n_train=300, n_test=100)
+    assert ds.x.shape == (300, 64) and ds.x_test.shape == (100, 64) and ds.n_classes == 10
+    # on the sphere of radius √n_0, centred by the training mean
+    np.testing.assert_allclose(np.linalg.norm(ds.x, axis=1), 8.0, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(ds.x_test, axis=1), 8.0, rtol=1e-12)
+    assert set(np.unique(ds.labels)) == set(range(10))
+    # same key, same split; different key, different split; train and test disjoint
+    again = data.digits(jax.random.key(0), n_train=300, n_test=100)
+    np.testing.assert_array_equal(ds.x, again.x)
+    other = data.digits(jax.random.key(1), n_train=300, n_test=100)
+    assert not np.array_equal(ds.x, other.x)
+    full = data.digits(jax.random.key(0), n_train=1000, n_test=data.DIGITS_SIZE - 1000,
+                       center=False)
+    rows = {tuple(np.round(r, 6)) for r in np.asarray(full.x)}
+    assert not rows & {tuple(np.round(r, 6)) for r in np.asarray(full.x_test)}
+    # the raw images are u / ‖u‖ · 8: compare with scikit-learn directly
+    from sklearn.datasets import load_digits
+    raw = load_digits()
+    i = int(np.asarray(jax.random.permutation(jax.random.key(0), data.DIGITS_SIZE))[0])
+    np.testing.assert_allclose(full.x[0], 8 * raw.data[i] / np.linalg.norm(raw.data[i]))
+    assert int(full.labels[0]) == int(raw.target[i])
+
+
+def test_digits_errors():
+    with pytest.raises(ValueError, match="n_test"):
+        data.digits(jax.random.key(0), n_train=1500, n_test=400)
+    with pytest.raises(ValueError, match="n_train"):
+        data.digits(jax.random.key(0), n_train=0, n_test=10)
+    with pytest.raises(ValueError, match="key"):
+        data.digits(0, n_train=10, n_test=10)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from ntkbook import activations, empirical, montecarlo, networks
+from ntkbook import activations, costs, empirical, montecarlo, networks
 
 F64 = jnp.float64
 X1 = jax.random.normal(jax.random.key(1), (6, 3), F64)
@@ -236,3 +236,58 @@ def test_ntk_rejects_non_finite_params_as_train_does() -> None:
     bad = (params[0]._replace(W=params[0].W.at[0, 0].set(jnp.nan)), *params[1:])
     with pytest.raises(ValueError, match=r"^params\[0\]: contains NaN"):
         empirical.ntk(net, bad, X1)
+
+
+def test_kernel_target_alignment_known_values():
+    y = jnp.array([[1.0], [-2.0], [0.5]])
+    assert float(empirical.kernel_target_alignment(5.0 * y @ y.T, y)) == pytest.approx(1.0)
+    assert float(empirical.kernel_target_alignment(jnp.eye(3), y)) == pytest.approx(3**-0.5)
+    stack = jnp.stack([jnp.eye(3), y @ y.T])
+    np.testing.assert_allclose(empirical.kernel_target_alignment(stack, y), [3**-0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("theta", "y", "match"),
+    [
+        (jnp.eye(3), jnp.ones((2, 1)), "y"),
+        (jnp.eye(3), jnp.ones((3, 2)), "y"),
+        (jnp.eye(3), jnp.zeros((3, 1)), "y"),
+        (jnp.ones((3, 2)), jnp.ones((3, 1)), "theta"),
+        (jnp.eye(3).at[0, 0].set(jnp.nan), jnp.ones((3, 1)), "theta"),
+    ],
+)
+def test_kernel_target_alignment_rejects_bad_input(theta, y, match):
+    with pytest.raises(ValueError, match=match):
+        empirical.kernel_target_alignment(theta, y)
+
+
+def test_subnetwork_ntk_untraced_base_case_and_trace():
+    beta = 0.3
+    net = networks.mlp((3, 16, 12, 2), activation="erf", beta=beta)
+    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (5, 3))
+    t1 = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
+    want = (x @ x.T / 3 + beta**2)[:, :, None, None] * jnp.eye(16)[None, None]
+    np.testing.assert_allclose(t1, want, atol=1e-13)
+    t2 = empirical.subnetwork_ntk(net, params, x, layer=2, traced=False)
+    traced = empirical.subnetwork_ntk(net, params, x, layer=2)
+    np.testing.assert_allclose(jnp.trace(t2, axis1=2, axis2=3) / 12, traced, rtol=1e-12)
+    with pytest.raises(ValueError, match="layer"):
+        empirical.subnetwork_ntk(net, params, x, layer=4, traced=False)
+
+
+def test_kernel_op_norm():
+    g = jax.random.normal(jax.random.key(0), (12, 5))
+    k = g @ g.T
+    np.testing.assert_allclose(empirical.kernel_op_norm(k), np.linalg.eigvalsh(k)[-1] / 12)
+    # Θ ⊗ Id_k has the same operator norm as Θ
+    full = k[:, :, None, None] * jnp.eye(3)[None, None]
+    np.testing.assert_allclose(empirical.kernel_op_norm(full), empirical.kernel_op_norm(k))
+    # the definition: sup ‖Φ_Θ g‖_{p_in} / ‖g‖_{p_in}, attained at the top eigenvector
+    v = np.linalg.eigh(np.asarray(k))[1][:, -1:]
+    ratio = costs.norm(k @ v / 12) / costs.norm(v)
+    np.testing.assert_allclose(empirical.kernel_op_norm(k), ratio, rtol=1e-12)
+    with pytest.raises(ValueError, match="theta"):
+        empirical.kernel_op_norm(jnp.ones((3, 4)))
+    with pytest.raises(ValueError, match="theta"):
+        empirical.kernel_op_norm(jnp.ones((3, 3, 2, 1)))

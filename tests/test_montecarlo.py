@@ -1,4 +1,5 @@
-"""montecarlo: ensembles over keys (chunked vmap) and log–log rate fits with bootstrap CIs."""
+"""ntkbook.montecarlo: ensembles over keys (chunked vmap), rate fits, ensemble statistics, NTKs
+at initialisation, test statistics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import montecarlo
+from ntkbook import empirical, limits, montecarlo, networks
 
 
 def _draw(key: jax.Array) -> dict:
@@ -115,3 +116,294 @@ def test_bad_inputs() -> None:
         montecarlo.fit_rate(w, [0.1, 0.2, 0.3], key=7)
 
 
+def test_local_slopes_power_law_and_geometric():
+    k = np.arange(1, 257)
+    s = montecarlo.local_slopes(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=[8, 16, 32, 64, 128])
+    # (1 + 1/k) steepens the slope by ≈ −1/k: the local slopes rise towards −2
+    assert np.all(np.diff(s) > 0) and s[-1] == pytest.approx(-2.0, abs=0.02)
+    g = montecarlo.local_slopes(k, np.exp(-0.3 * k), edges=[1, 10, 20], log_x=False)
+    np.testing.assert_allclose(g, [-0.3, -0.3], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "edges", "name"),
+    [
+        ([1.0, 2.0], [1.0], [1, 2], "y"),
+        ([0.0, 2.0], [1.0, 1.0], [1, 2], "x"),
+        ([1.0, 2.0], [1.0, -1.0], [1, 2], "y"),
+        ([1.0, 2.0], [1.0, 1.0], [2, 1], "edges"),
+        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1, 1.5, 3], "edges"),
+    ],
+)
+def test_local_slopes_errors(x, y, edges, name):
+    with pytest.raises(ValueError, match=name):
+        montecarlo.local_slopes(x, y, edges=edges)
+
+
+# ------------------------------------------------------------------ ensemble statistics
+# Tolerances are Monte Carlo standard errors: the sample excess kurtosis of S draws has standard
+# error ≈ √(24/S) near a Gaussian (√(var of the 4th-moment estimator)), a sample second moment
+# has standard error √(Var(x_a x_b)/S); we allow 5 standard errors (a false alarm < 1e-6).
+
+S = 200_000
+
+
+def test_excess_kurtosis_gaussian_is_zero():
+    x = jax.random.normal(jax.random.key(0), (S, 3))
+    k = montecarlo.excess_kurtosis(x)
+    assert k.shape == (3,)
+    assert np.all(np.abs(np.asarray(k)) < 5 * np.sqrt(24 / S))
+
+
+def test_excess_kurtosis_of_sums_is_kappa_over_n():
+    # Uniform[−1, 1] has excess kurtosis −6/5 (closed form); a sum of n i.i.d. copies has −6/(5n).
+    # The estimator's standard error for a near-Gaussian sum is ≈ √(24/S).
+    for n in (1, 4):
+        u = jax.random.uniform(jax.random.key(n), (S, n), minval=-1.0, maxval=1.0)
+        k = float(montecarlo.excess_kurtosis(u.sum(axis=1)))
+        assert abs(k - (-1.2 / n)) < 5 * np.sqrt(24 / S), (n, k)
+
+
+def test_excess_kurtosis_laplace():
+    # Laplace has excess kurtosis 3; its estimator's variance is larger: use the empirical
+    # standard error of the fourth moment via 10 independent batches.
+    x = jax.random.laplace(jax.random.key(1), (10, S // 10))
+    ks = montecarlo.excess_kurtosis(x.T)
+    stats = montecarlo.mean_sem(ks)
+    assert abs(float(stats.mean) - 3.0) < 5 * float(stats.sem) + 0.05  # + O(1/S) bias
+
+
+def test_excess_kurtosis_rejects_bad_input():
+    with pytest.raises(ValueError, match="samples"):
+        montecarlo.excess_kurtosis(jnp.ones(3))
+    with pytest.raises(ValueError, match="samples"):
+        montecarlo.excess_kurtosis(jnp.ones(10))
+    with pytest.raises(ValueError, match="samples"):
+        montecarlo.excess_kurtosis(jnp.array([1.0, 2.0, jnp.nan, 4.0, 5.0]))
+
+
+def _psd(d: int, key: jax.Array) -> jax.Array:
+    a = jax.random.normal(key, (d, d + 2))
+    return a @ a.T / (d + 2)
+
+
+def test_gaussian_samples_and_second_moments_agree_with_the_covariance():
+    # Two independent ways: Cholesky sampling (gaussian_samples) and the ensemble estimate
+    # (second_moments); each entry within 5 of its own standard errors, and the standard errors
+    # within 5 % of the Gaussian closed form √((K_aa K_bb + K_ab²)/S) (relative error of a
+    # sample sd from S = 2e5 draws of a product with kurtosis ≤ 9 is ≈ √(8/4S) < 0.5 %).
+    K = _psd(4, jax.random.key(2))
+    draws = montecarlo.gaussian_samples(jax.random.key(3), K, S)
+    assert draws.shape == (S, 4)
+    est = montecarlo.second_moments(draws)
+    assert np.all(np.abs(np.asarray(est.cov - K)) < 5 * np.asarray(est.sem))
+    d = np.diag(np.asarray(K))
+    sem = np.sqrt((np.outer(d, d) + np.asarray(K) ** 2) / S)
+    np.testing.assert_allclose(np.asarray(est.sem), sem, rtol=0.05)
+
+
+def test_second_moments_and_gaussian_samples_reject_bad_input():
+    with pytest.raises(ValueError, match="samples"):
+        montecarlo.second_moments(jnp.ones((5, 2, 2)))
+    with pytest.raises(ValueError, match="samples"):
+        montecarlo.second_moments(jnp.ones((1, 2)))
+    with pytest.raises(ValueError, match="cov"):
+        montecarlo.gaussian_samples(jax.random.key(0), jnp.array([[1.0, 0.5], [0.0, 1.0]]), 3)
+    with pytest.raises(ValueError, match="cov"):
+        montecarlo.gaussian_samples(jax.random.key(0), -jnp.eye(2), 3)
+    with pytest.raises(ValueError, match="n_samples"):
+        montecarlo.gaussian_samples(jax.random.key(0), jnp.eye(2), 0)
+
+
+def test_relative_frobenius_error_matches_numpy():
+    ref = np.asarray(_psd(5, jax.random.key(4)))
+    est = ref[None] + 0.1 * np.asarray(jax.random.normal(jax.random.key(5), (3, 5, 5)))
+    got = np.asarray(montecarlo.relative_frobenius_error(est, ref))
+    want = [np.linalg.norm(e - ref, "fro") / np.linalg.norm(ref, "fro") for e in est]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert float(montecarlo.relative_frobenius_error(ref, ref)) == 0.0
+
+
+def test_relative_frobenius_error_rejects_bad_input():
+    with pytest.raises(ValueError, match="estimate"):
+        montecarlo.relative_frobenius_error(jnp.ones((3, 4)), jnp.ones((4, 4)))
+    with pytest.raises(ValueError, match="reference"):
+        montecarlo.relative_frobenius_error(jnp.ones((2, 2)), jnp.zeros((2, 2)))
+    with pytest.raises(ValueError, match="estimate"):
+        montecarlo.relative_frobenius_error(jnp.full((2, 2), jnp.inf), jnp.ones((2, 2)))
+
+
+# ------------------------------------------------------------------ ntk_at_init
+# Cross-checks: (i) each sample equals ``empirical.ntk`` of ``networks.init`` with the same key
+# (float rounding of batched GEMMs only); (ii) the per-layer split adds up to the traced full
+# kernel; (iii) for one hidden layer the empirical NTK is an *unbiased* estimate of the
+# closed-form limit at any width (both halves of the §4.2 split are averages of i.i.d. terms with
+# means Σ^(2) and Σ^(1) Σ̇^(2)), so the ensemble mean must lie within 5 standard errors of
+# ``limits.kernels`` (a 5σ excursion has probability < 1e-6 per entry).
+
+X = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.8, 0.6]])
+
+
+def test_samples_match_empirical_ntk_with_the_same_keys():
+    net = networks.mlp((2, 16, 16, 3), activation="erf", beta=0.3)
+    key = jax.random.key(0)
+    out = montecarlo.ntk_at_init(net, key, X, X[:2], n_samples=3, dtype=jnp.float64, block_size=2)
+    assert out.by_layer.shape == (3, 3, 3, 2)
+    assert out.full.shape == (3, 3, 2, 3, 3)
+    for s, k in enumerate(jax.random.split(key, 3)):
+        params = networks.init(k, net, dtype=jnp.float64)
+        np.testing.assert_allclose(out.full[s], empirical.ntk(net, params, X, X[:2]), rtol=1e-10)
+    traced = jnp.trace(out.full, axis1=3, axis2=4) / 3
+    np.testing.assert_allclose(out.by_layer.sum(axis=1), traced, rtol=1e-10)
+
+
+def test_one_hidden_layer_mean_is_the_limit():
+    n, n_samples = 8, 4000
+    net = networks.mlp((2, n, 1), activation="relu", beta=0.5)
+    out = montecarlo.ntk_at_init(net, jax.random.key(1), X, n_samples=n_samples, dtype=jnp.float64)
+    k = limits.kernels(X, depth=2, activation="relu", beta=0.5)
+    last = montecarlo.mean_sem(out.by_layer[:, 1])
+    rest = montecarlo.mean_sem(out.by_layer[:, 0])
+    assert np.all(np.abs(last.mean - k.sigma[1]) < 5 * last.sem)
+    assert np.all(np.abs(rest.mean - k.theta[0] * k.sigma_dot[1]) < 5 * rest.sem)
+    # the samples really fluctuate (width 8): the test above is not vacuous
+    assert float(jnp.min(last.sem)) > 1e-3
+
+
+def test_ntk_at_init_float32_default():
+    net = networks.mlp((2, 4, 1), activation="relu")
+    out = montecarlo.ntk_at_init(net, jax.random.key(2), X, n_samples=2)
+    assert out.full.dtype == jnp.float32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"n_samples": 2, "dtype": jnp.int32}, "dtype"),
+        ({"n_samples": 2, "dtype": "nonsense"}, "dtype"),
+        ({"n_samples": 2, "block_size": 0}, "block_size"),
+    ],
+)
+def test_ntk_at_init_bad_options(kwargs, name):
+    net = networks.mlp((2, 4, 1), activation="relu")
+    with pytest.raises(ValueError, match=name):
+        montecarlo.ntk_at_init(net, jax.random.key(0), X, **kwargs)
+
+
+def test_ntk_at_init_bad_inputs():
+    net = networks.mlp((2, 4, 1), activation="relu")
+    with pytest.raises(ValueError, match="net"):
+        montecarlo.ntk_at_init("mlp", jax.random.key(0), X, n_samples=2)
+    with pytest.raises(ValueError, match="x1"):
+        montecarlo.ntk_at_init(net, jax.random.key(0), X[:, :1], n_samples=2)
+    with pytest.raises(ValueError, match="x2"):
+        montecarlo.ntk_at_init(net, jax.random.key(0), X, X.at[0, 0].set(jnp.nan), n_samples=2)
+    with pytest.raises(ValueError, match="key"):
+        montecarlo.ntk_at_init(net, 0, X, n_samples=2)
+
+
+# ------------------------------------------------------------------ test statistics
+
+
+def test_z_scores_match_the_formula_and_detect_a_wrong_reference() -> None:
+    x = 1.0 + 0.5 * jax.random.normal(jax.random.key(0), (4000, 3), jnp.float64)
+    out = montecarlo.z_scores(x, 1.0)
+    mean = np.mean(np.asarray(x), axis=0)
+    sem = np.std(np.asarray(x), axis=0, ddof=1) / np.sqrt(4000)
+    np.testing.assert_allclose(out.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(out.sem, sem, rtol=1e-12)
+    np.testing.assert_allclose(out.z, (mean - 1.0) / sem, rtol=1e-10, atol=1e-10)
+    assert np.all(np.abs(out.z) < 4)
+    # a reference 5 % off is (0.05 / (0.5 / √4000)) ≈ 6.3 standard errors away
+    assert np.all(np.abs(montecarlo.z_scores(x, 1.05).z) > 4)
+    # per-entry references broadcast; axis selects the sample axis
+    z_t = montecarlo.z_scores(x.T, jnp.array([1.0, 1.0, 1.0]), axis=1)
+    np.testing.assert_allclose(z_t.z, out.z, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("samples", "reference", "match"),
+    [
+        (np.ones((1, 3)), 0.0, "samples"),
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), 0.0, "samples"),
+        (np.ones((5, 2)), 0.0, "samples: zero spread"),
+        (np.arange(10.0).reshape(5, 2), np.zeros(3), "reference"),
+        (np.arange(10.0).reshape(5, 2), np.inf, "reference"),
+    ],
+)
+def test_z_scores_errors(samples: np.ndarray, reference: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        montecarlo.z_scores(samples, reference)
+
+
+def test_pooled_prefactor_is_constant_for_the_right_rate_only() -> None:
+    widths = np.array([64, 256, 1024])
+    rng = np.random.default_rng(0)
+    errors = 2.0 * widths[:, None] ** -0.5 * np.exp(0.1 * rng.standard_normal((3, 50)))
+    c = montecarlo.pooled_prefactor(widths, errors, slope=-0.5)
+    np.testing.assert_allclose(c.mean, np.mean(np.sqrt(widths)[:, None] * errors), rtol=1e-12)
+    assert abs(float(c.mean) - 2.0 * np.exp(0.005)) < 4 * float(c.sem)
+    # with the wrong rate the per-width prefactors drift by 16^{1/6} across the widths
+    wrong = [montecarlo.pooled_prefactor(widths[i:i + 1], errors[i:i + 1], slope=-1 / 3)
+             for i in (0, 2)]
+    assert float(wrong[1].mean) / float(wrong[0].mean) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("widths", "errors", "slope", "match"),
+    [
+        ([1, 2], [0.1, 0.2], -0.5, "errors"),
+        ([1, 2], [[0.1], [0.2], [0.3]], -0.5, "errors"),
+        ([0, 2], [[0.1], [0.2]], -0.5, "widths"),
+        ([1, 2], [[0.1], [-0.2]], -0.5, "errors"),
+        ([1, 2], [[0.1], [0.2]], np.nan, "slope"),
+    ],
+)
+def test_pooled_prefactor_errors(widths: object, errors: object, slope: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        montecarlo.pooled_prefactor(widths, errors, slope=slope)
+
+
+def test_identity_block_errors_against_a_loop() -> None:
+    rng = np.random.default_rng(1)
+    k = rng.standard_normal((4, 5))
+    theta = rng.standard_normal((2, 4, 5, 3, 3))
+    out = montecarlo.identity_block_errors(theta, k)
+    for s in range(2):
+        diag = np.mean([np.sum((theta[s, :, :, i, i] - k) ** 2) for i in range(3)])
+        off = np.mean([np.sum(theta[s, :, :, i, j] ** 2)
+                       for i in range(3) for j in range(3) if i != j])
+        np.testing.assert_allclose(out.diagonal[s], np.sqrt(diag / np.sum(k**2)), rtol=1e-12)
+        np.testing.assert_allclose(out.offdiagonal[s], np.sqrt(off / np.sum(k**2)), rtol=1e-12)
+    exact = montecarlo.identity_block_errors(k[:, :, None, None] * np.eye(3), k)
+    assert float(exact.diagonal) == 0.0 and float(exact.offdiagonal) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("theta", "reference", "match"),
+    [
+        (np.ones((4, 5, 1, 1)), np.ones((4, 5)), "m >= 2"),
+        (np.ones((4, 4, 2, 2)), np.ones((4, 5)), "theta"),
+        (np.ones((4, 5, 2, 3)), np.ones((4, 5)), "theta"),
+        (np.ones((4, 5, 2, 2)), np.zeros((4, 5)), "reference: has zero norm"),
+        (np.ones((4, 5, 2, 2)), np.ones(5), "reference"),
+        (np.full((4, 5, 2, 2), np.nan), np.ones((4, 5)), "theta"),
+    ],
+)
+def test_identity_block_errors_errors(theta: np.ndarray, reference: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        montecarlo.identity_block_errors(theta, reference)
+
+
+def test_kernel_projection() -> None:
+    rng = np.random.default_rng(2)
+    k = rng.standard_normal((3, 3))
+    e = rng.standard_normal((3, 3))
+    e = e - np.sum(e * k) / np.sum(k * k) * k            # orthogonal to k
+    c = montecarlo.kernel_projection(np.stack([1.03 * k, k + e]), k)
+    np.testing.assert_allclose(c, [1.03, 1.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="estimate"):
+        montecarlo.kernel_projection(np.ones((3, 4)), k)
+    with pytest.raises(ValueError, match="reference"):
+        montecarlo.kernel_projection(k, np.zeros((3, 3)))

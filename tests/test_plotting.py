@@ -7,12 +7,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import jax  # noqa: E402
+import matplotlib
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from ntkbook import plotting  # noqa: E402
+from ntkbook import (
+    plotting,  # noqa: E402
+)
 
 WHITE = (1.0, 1.0, 1.0, 1.0)
 
@@ -260,3 +264,59 @@ def test_every_chapter_with_figures_opts_into_svg():
         text = chapter.read_text(encoding="utf-8")
         if "plotting." in text or "plt." in text:
             assert SVG_CONFIG in text, chapter.name
+
+
+def test_share_y_covers_all_panels_on_log_axes() -> None:
+    fig, axes = plotting.figure(1, 2)
+    axes[0, 0].loglog([1, 10], [1.0, 2.0])
+    axes[0, 1].loglog([1, 10], [0.01, 0.5])          # below the first panel's range
+    plotting.share_y(axes[0])
+    lo, hi = axes[0, 1].get_ylim()
+    assert axes[0, 0].get_ylim() == (lo, hi)
+    assert lo < 0.01 and hi > 2.0
+    # widened by 5 % of the 2.3 decades on each side
+    np.testing.assert_allclose(np.log10([lo, hi]), [-2 - 0.05 * np.log10(200),
+                                                    np.log10(2) + 0.05 * np.log10(200)])
+
+
+def test_share_y_linear_and_errors() -> None:
+    fig, axes = plotting.figure(1, 3)
+    axes[0, 0].plot([0, 1], [0.0, 1.0])
+    axes[0, 1].plot([0, 1], [-1.0, 0.0])
+    plotting.share_y(axes[0, :2], pad=0.0)
+    assert axes[0, 1].get_ylim() == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="axes"):
+        plotting.share_y(axes[0, :1])
+    axes[0, 2].set_yscale("log")
+    with pytest.raises(ValueError, match="axes: mixed"):
+        plotting.share_y(axes[0])
+    with pytest.raises(ValueError, match="pad"):
+        plotting.share_y(axes[0, :2], pad=-1.0)
+
+
+def test_histogram_and_qq_plots():
+    z = np.asarray(jax.random.normal(jax.random.key(6), (5000,)))
+    ax = plotting.histogram_vs_gaussian(None, z, 1.0, label="draws")
+    assert ax.get_yscale() == "log"
+    assert ax.figure.get_facecolor() == (1.0, 1.0, 1.0, 1.0)
+    ax = plotting.qq_vs_gaussian(None, 2 * z, 4.0, n_quantiles=50)
+    pts = ax.lines[0].get_xydata()
+    # Quantiles of N(0, 4) draws lie near the diagonal (5000 draws: within 0.3 in the middle).
+    mid = np.abs(pts[:, 0]) < 2
+    assert np.all(np.abs(pts[mid, 1] - pts[mid, 0]) < 0.3)
+    with pytest.raises(ValueError, match="variance"):
+        plotting.qq_vs_gaussian(None, z, 0.0)
+    with pytest.raises(ValueError, match="samples"):
+        plotting.histogram_vs_gaussian(None, np.ones((2, 2)), 1.0)
+
+
+def test_curves_vs_angle():
+    g = np.linspace(0, 2 * np.pi, 30)
+    ax = plotting.curves_vs_angle(None, g, np.stack([np.sin(g), np.cos(g)]), reference=0 * g,
+                                  label="samples", reference_label="limit")
+    assert len(ax.lines) == 3
+    assert ax.lines[0].get_color() == ax.lines[1].get_color()
+    with pytest.raises(ValueError, match="curves"):
+        plotting.curves_vs_angle(None, g, np.ones((2, 5)))
+    with pytest.raises(ValueError, match="reference"):
+        plotting.curves_vs_angle(None, g, np.ones(30), reference=np.ones(4))

@@ -1,4 +1,4 @@
-"""Tests of the chapter 5–6 quantities in ntkbook.training and ntkbook.empirical."""
+"""The quantities of the proofs of Theorem 2 and Lemma 1 (ntkbook.experiments.lemma1, ch. 5–6)."""
 
 import jax
 import jax.numpy as jnp
@@ -138,73 +138,7 @@ def test_lemma1_norms_errors(setup):
         lemma1.lemma1_norms(net, params, params, x).big_a(-1.0)
 
 
-# ------------------------------------------------------------------ singular_values
-
-
-def test_singular_values_exact_and_iterated():
-    a = jax.random.normal(jax.random.key(0), (300, 200), jnp.float64)
-    low = a[:, :6] @ jax.random.normal(jax.random.key(1), (6, 200), jnp.float64)  # rank 6
-    exact = np.linalg.svd(np.asarray(low), compute_uv=False)
-    got = training.singular_values(low, k=8)
-    np.testing.assert_allclose(got[:6], exact[:6], rtol=1e-10)
-    assert float(got[6]) < 1e-9 * float(got[0])
-    small = a[:10]
-    np.testing.assert_allclose(training.singular_values(small, k=3),
-                               np.linalg.svd(np.asarray(small), compute_uv=False)[:3],
-                               rtol=1e-10)
-    full = np.linalg.svd(np.asarray(a), compute_uv=False)
-    top = training.singular_values(a, k=3)
-    assert np.all(np.asarray(top) <= full[:3] * (1 + 1e-12))  # Ritz values are lower bounds
-    np.testing.assert_allclose(top[0], full[0], rtol=2e-2)
-
-
-def test_singular_values_errors():
-    with pytest.raises(ValueError, match="k"):
-        training.singular_values(jnp.ones((3, 4)), k=4)
-    with pytest.raises(ValueError, match="a"):
-        training.singular_values(jnp.ones(3), k=1)
-    with pytest.raises(ValueError, match="a"):
-        training.singular_values(jnp.full((3, 3), jnp.inf), k=1)
-
-
-# ------------------------------------------------------------------ scaled_mse
-
-
-def test_scaled_mse_value_gradient_and_training():
-    f = jnp.array([[1.0], [3.0]])
-    y = jnp.array([[0.5], [0.0]])
-    cost = costs.scaled_mse(0.5)
-    np.testing.assert_allclose(cost.value(f, y), 0.5 * np.mean(np.array([0.0, 1.5]) ** 2))
-    np.testing.assert_allclose(cost.grad(f, y), jax.vmap(jax.grad(
-        lambda fi, yi: 0.5 * jnp.sum((0.5 * fi - yi) ** 2)))(f, y))
-    np.testing.assert_allclose(costs.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
-    # κ = 1 is plain least squares: the same trajectory as the default cost
-    net = networks.mlp((2, 8, 1), activation="tanh")
-    p = networks.init(jax.random.key(0), net, dtype=jnp.float64)
-    x = jax.random.normal(jax.random.key(1), (4, 2))
-    yy = jnp.ones((4, 1))
-    a = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2)
-    b = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2,
-                       cost=costs.scaled_mse(1.0))
-    np.testing.assert_allclose(a.f_train, b.f_train, rtol=1e-12)
-    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
-    with pytest.raises(ValueError, match="kappa"):
-        costs.scaled_mse(0.0)
-
-
-# ------------------------------------------------------------------ empirical (Lemma 1)
-
-
-def test_subnetwork_ntk_untraced_base_case_and_trace(setup):
-    net, params, x = setup
-    t1 = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
-    want = (x @ x.T / 3 + BETA**2)[:, :, None, None] * jnp.eye(16)[None, None]
-    np.testing.assert_allclose(t1, want, atol=1e-13)
-    t2 = empirical.subnetwork_ntk(net, params, x, layer=2, traced=False)
-    traced = empirical.subnetwork_ntk(net, params, x, layer=2)
-    np.testing.assert_allclose(jnp.trace(t2, axis1=2, axis2=3) / 12, traced, rtol=1e-12)
-    with pytest.raises(ValueError, match="layer"):
-        empirical.subnetwork_ntk(net, params, x, layer=4, traced=False)
+# ------------------------------------------------------------------ ntk_recursion
 
 
 def test_ntk_recursion_matches_autodiff(setup):
@@ -243,20 +177,3 @@ def test_ntk_recursion_errors(setup):
     std = networks.mlp((3, 16, 12, 2), activation="erf", parametrisation="standard")
     with pytest.raises(ValueError, match="net"):
         lemma1.ntk_recursion(std, networks.init(jax.random.key(0), std), x, theta, layer=1)
-
-
-def test_kernel_op_norm():
-    g = jax.random.normal(jax.random.key(0), (12, 5))
-    k = g @ g.T
-    np.testing.assert_allclose(empirical.kernel_op_norm(k), np.linalg.eigvalsh(k)[-1] / 12)
-    # Θ ⊗ Id_k has the same operator norm as Θ
-    full = k[:, :, None, None] * jnp.eye(3)[None, None]
-    np.testing.assert_allclose(empirical.kernel_op_norm(full), empirical.kernel_op_norm(k))
-    # the definition: sup ‖Φ_Θ g‖_{p_in} / ‖g‖_{p_in}, attained at the top eigenvector
-    v = np.linalg.eigh(np.asarray(k))[1][:, -1:]
-    ratio = costs.norm(k @ v / 12) / costs.norm(v)
-    np.testing.assert_allclose(empirical.kernel_op_norm(k), ratio, rtol=1e-12)
-    with pytest.raises(ValueError, match="theta"):
-        empirical.kernel_op_norm(jnp.ones((3, 4)))
-    with pytest.raises(ValueError, match="theta"):
-        empirical.kernel_op_norm(jnp.ones((3, 3, 2, 1)))

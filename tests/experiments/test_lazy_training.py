@@ -1,4 +1,5 @@
-"""Tests of the chapter-8 helpers: Jacobian sizes, Hessian norm, Taylor terms, rescaled training."""
+"""Lazy training (ntkbook.experiments.lazy_training, chapter 8): Jacobian sizes, Hessian norm,
+Taylor terms, rescaled training."""
 
 import jax
 import jax.numpy as jnp

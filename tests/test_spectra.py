@@ -1,33 +1,11 @@
-"""Tests of the chapter-7 helpers: numerical rank, harmonic dimensions, zonal spectra, σ = z²."""
+"""ntkbook.spectra: numerical rank, harmonic dimensions, zonal spectra on the sphere."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import activations, data, limits, spectra
-
-
-def test_square_closed_form_matches_mehler_series():
-    # Isserlis: E[u²v²] = k11 k22 + 2 k12², E[4uv] = 4 k12; the Mehler series is exact for a
-    # degree-2 polynomial, so the two routes agree to round-off.
-    k11, k12, k22 = jnp.array([0.7, 2.0]), jnp.array([-0.3, 1.1]), jnp.array([0.5, 3.0])
-    closed = limits.expectation(k11, k12, k22, activation="square", quadrature="closed")
-    series = limits.expectation(k11, k12, k22, activation="square", quadrature="mehler")
-    for a, b in zip(closed, series, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
-    np.testing.assert_allclose(closed[0], k11 * k22 + 2 * k12**2, rtol=1e-15)
-    assert activations.get("x2").expectation is not None
-
-
-def test_square_closed_form_matches_monte_carlo():
-    z = jax.random.normal(jax.random.key(0), (400_000, 2))
-    u, v = z[:, 0], 0.6 * z[:, 0] + 0.8 * z[:, 1]  # k11 = k22 = 1, k12 = 0.6
-    e_ss, e_dd = limits.expectation(1.0, 0.6, 1.0, activation="square")
-    mc = jnp.mean(u**2 * v**2)
-    # Var(u²v²) ≤ E[u⁴v⁴] ≈ 25 at ρ = 0.6: standard error ≈ 5/√4e5 ≈ 0.008; 5 SE
-    assert abs(float(mc - e_ss)) < 0.04
-    assert abs(float(jnp.mean(4 * u * v)) - float(e_dd)) < 0.04
+from ntkbook import data, limits, spectra
 
 
 def test_numerical_rank_of_exact_low_rank_matrix():
@@ -118,31 +96,3 @@ def test_zonal_spectrum_errors():
         spectra.zonal_spectrum(dim=2, max_degree=-1, depth=2)
     with pytest.raises(ValueError, match="activation"):
         spectra.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
-
-
-def test_local_slopes_power_law_and_geometric():
-    from ntkbook import montecarlo
-
-    k = np.arange(1, 257)
-    s = montecarlo.local_slopes(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=[8, 16, 32, 64, 128])
-    # (1 + 1/k) steepens the slope by ≈ −1/k: the local slopes rise towards −2
-    assert np.all(np.diff(s) > 0) and s[-1] == pytest.approx(-2.0, abs=0.02)
-    g = montecarlo.local_slopes(k, np.exp(-0.3 * k), edges=[1, 10, 20], log_x=False)
-    np.testing.assert_allclose(g, [-0.3, -0.3], rtol=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("x", "y", "edges", "name"),
-    [
-        ([1.0, 2.0], [1.0], [1, 2], "y"),
-        ([0.0, 2.0], [1.0, 1.0], [1, 2], "x"),
-        ([1.0, 2.0], [1.0, -1.0], [1, 2], "y"),
-        ([1.0, 2.0], [1.0, 1.0], [2, 1], "edges"),
-        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1, 1.5, 3], "edges"),
-    ],
-)
-def test_local_slopes_errors(x, y, edges, name):
-    from ntkbook import montecarlo
-
-    with pytest.raises(ValueError, match=name):
-        montecarlo.local_slopes(x, y, edges=edges)
