@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 HTML   := _build/html
 CACHE  := _build/.jupyter_cache
 # The execution cache keys on notebook code only: a change to the package or the pins must wipe it.
-SOURCES_HASH = $(shell cat requirements.txt pyproject.toml ntkbook/*.py | sha256sum | cut -c1-16)
+SOURCES_HASH = $(shell cat requirements.txt pyproject.toml ntkbook/*.py ntkbook/*/*.py | sha256sum | cut -c1-16)
 
 JOBS   ?= 2
 
