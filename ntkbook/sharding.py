@@ -60,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.typing import DTypeLike
 
 from . import _checks, empirical, limits, montecarlo, networks, training
 
@@ -476,7 +477,7 @@ def ntk_at_init(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: object = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     block_size: int | None = None,
 ) -> montecarlo.InitNTK:
     r""":func:`ntkbook.montecarlo.ntk_at_init` with the initialisations split over ``mesh``.
@@ -534,7 +535,7 @@ def train_ensemble(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: object = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     block_size: int | None = None,
     x_test: Array | None = None,
     **options: object,
