@@ -60,7 +60,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-from jax.typing import DTypeLike
 
 from . import _checks, empirical, limits, montecarlo, networks, training
 
@@ -477,7 +476,7 @@ def ntk_at_init(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: DTypeLike = jnp.float32,
+    dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
 ) -> montecarlo.InitNTK:
     r""":func:`ntkbook.montecarlo.ntk_at_init` with the initialisations split over ``mesh``.
@@ -535,7 +534,7 @@ def train_ensemble(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: DTypeLike = jnp.float32,
+    dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
     x_test: Array | None = None,
     **options: object,
