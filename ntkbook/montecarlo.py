@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from . import _checks, empirical, networks
 
@@ -384,7 +385,7 @@ def _init_ntk(
 
 
 def init_ntk_draw(
-    net: networks.MLP, x1: Array, x2: Array | None = None, *, dtype: object = jnp.float32
+    net: networks.MLP, x1: Array, x2: Array | None = None, *, dtype: DTypeLike = jnp.float32
 ) -> Callable[[Array], InitNTK]:
     r"""The draw of :func:`ntk_at_init`: ``draw(k)`` initialises θ ~ N(0, I) of ``net`` from
     the key k and returns :class:`InitNTK` ``(Θ^(l) by layer, Θ_kk'(x1, x2; θ))``.
@@ -419,7 +420,7 @@ def ntk_at_init(
     x2: Array | None = None,
     *,
     n_samples: int,
-    dtype: object = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
     block_size: int | None = None,
 ) -> InitNTK:
     r"""Empirical NTKs of ``n_samples`` independent initialisations θ_s ~ N(0, I) of ``net``.

@@ -476,7 +476,7 @@ def ntk_at_init(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: object = jnp.float32,
+    dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
 ) -> montecarlo.InitNTK:
     r""":func:`ntkbook.montecarlo.ntk_at_init` with the initialisations split over ``mesh``.
@@ -534,7 +534,7 @@ def train_ensemble(
     *,
     n_samples: int,
     mesh: MeshLike = "all",
-    dtype: object = jnp.float32,
+    dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
     x_test: Array | None = None,
     **options: object,

@@ -73,7 +73,7 @@ def ntk_diagonal_by_depth(
     depths: Sequence[int],
     n_samples: int,
     activation: str = "relu",
-    sigma_w: float = 2.0**0.5,
+    sigma_w: float = 1.0,
     beta: float = 0.0,
     block_size: int | None = None,
 ) -> Array:
@@ -105,7 +105,8 @@ def ntk_diagonal_by_depth(
         depths: the depths L ≥ 2 (numbers of affine layers; at least one hidden layer).
         n_samples: S ≥ 1.
         activation: σ (a name, as in :func:`ntkbook.networks.mlp`).
-        sigma_w: σ_w (√2 keeps a ReLU network's forward scale constant with depth).
+        sigma_w: σ_w (the package's default 1; √2 keeps a ReLU network's forward scale
+            constant with depth — pass it explicitly).
         beta: β ≥ 0.
         block_size: seeds per vmapped block.
 

@@ -36,7 +36,7 @@ def test_ntk_diagonal_by_depth_mean_matches_the_limit():
     # go through empirical.ntk. 4 standard errors: a false alarm has probability ~1e-4.
     x = jnp.sqrt(4.0) * data.sphere(jax.random.key(0), 1, 4, dtype=jnp.float32)
     th = depth_width.ntk_diagonal_by_depth(jax.random.key(2), x, width=64, depths=(2, 4),
-                                          n_samples=2000)
+                                          n_samples=2000, sigma_w=2**0.5)
     mean = np.asarray(th[:, :, 0]).mean(axis=0)
     sem = np.asarray(th[:, :, 0]).std(axis=0) / np.sqrt(2000)
     np.testing.assert_array_less(np.abs(mean - np.array([4.0, 8.0])), 4 * sem)
