@@ -17,3 +17,48 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ntkbook", derandomize=True, database=None, print_blob=True)
 settings.load_profile("ntkbook")
+
+
+# Per-test cost, off by default: ``NTKBOOK_TEST_TIMES=out.json pytest tests`` writes, for every
+# test phase (setup, call, teardown), its wall seconds and CPU seconds (this process, all its
+# threads, plus any child process it waited for). CPU is what a shared or 2-core machine pays.
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+_TIMES_PATH = os.environ.get("NTKBOOK_TEST_TIMES")
+_TIMES: dict[str, dict[str, float]] = {}
+
+
+def _cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+if _TIMES_PATH:
+
+    def _timed(item: pytest.Item, phase: str):  # type: ignore[no-untyped-def]
+        wall, cpu = time.perf_counter(), _cpu()
+        yield
+        row = _TIMES.setdefault(item.nodeid, {})
+        row[f"{phase}_wall"] = time.perf_counter() - wall
+        row[f"{phase}_cpu"] = _cpu() - cpu
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_setup(item: pytest.Item):  # type: ignore[no-untyped-def]
+        yield from _timed(item, "setup")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(item: pytest.Item):  # type: ignore[no-untyped-def]
+        yield from _timed(item, "call")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_teardown(item: pytest.Item):  # type: ignore[no-untyped-def]
+        yield from _timed(item, "teardown")
+
+    def pytest_sessionfinish(session: pytest.Session) -> None:
+        with open(_TIMES_PATH, "w") as f:
+            json.dump(_TIMES, f, indent=1)
