@@ -22,6 +22,7 @@ settings.load_profile("ntkbook")
 # Per-test cost, off by default: ``NTKBOOK_TEST_TIMES=out.json pytest tests`` writes, for every
 # test phase (setup, call, teardown), its wall seconds and CPU seconds (this process, all its
 # threads, plus any child process it waited for). CPU is what a shared or 2-core machine pays.
+# Under pytest-xdist each worker writes its own file, out.gw0.json, out.gw1.json, ….
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -30,6 +31,8 @@ import time  # noqa: E402
 import pytest  # noqa: E402
 
 _TIMES_PATH = os.environ.get("NTKBOOK_TEST_TIMES")
+if _TIMES_PATH and os.environ.get("PYTEST_XDIST_WORKER"):
+    _TIMES_PATH = _TIMES_PATH.removesuffix(".json") + f".{os.environ['PYTEST_XDIST_WORKER']}.json"
 _TIMES: dict[str, dict[str, float]] = {}
 
 
