@@ -47,8 +47,11 @@ book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two workers (CI has two cores); a file runs whole in one worker, so its module fixtures
+# (the 4-device sharding child, the browser-check site) are built once.
+UNIT_WORKERS ?= 2
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n $(UNIT_WORKERS) --dist loadfile tests
 
 # For a chapter author: nbval over one chapter, e.g. `make nbval CHAPTERS=book/02_ntk.md`.
 CHAPTERS ?= book

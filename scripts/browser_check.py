@@ -16,10 +16,12 @@ check fails on what a reader would see wrong:
 Usage::
 
     python scripts/browser_check.py [_build/html] [--page book/02_ntk ...] [--screenshots DIR]
+        [--jobs 2]
 
 Pages default to every page of ``_toc.yml``. ``--screenshots`` writes a full-page PNG of each page
-at 1280 px. Exits non-zero listing every problem as ``page: what (where)``. Needs ``chromium``
-(Debian's package; ``--chromium PATH`` to use another binary). Standard library only: the browser
+at 1280 px; ``--jobs`` browsers check pages side by side. Exits non-zero listing every problem
+as ``page: what (where)``. Needs ``chromium`` (Debian's package; ``--chromium PATH`` to use
+another binary). Standard library only: the browser
 is driven through the DevTools protocol over a pipe (``--remote-debugging-pipe``).
 """
 
@@ -41,6 +43,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -542,35 +545,61 @@ def find_chromium(given: str | None) -> str:
                      "(`.ci/run` does) or pass --chromium PATH")
 
 
+def check_pages(browser: Browser, html: Path, base_url: str, pages: list[str], *,
+                screenshots: Path | None, widths: tuple[int, ...]) -> dict[str, list[str]]:
+    """The problems of each of ``pages``, loaded one after another in ``browser``."""
+    found: dict[str, list[str]] = {}
+    for name in pages:
+        problems = found.setdefault(name, [])
+        page = html / f"{name}.html"
+        if not page.exists():
+            problems.append(f"{name}: page {page} is missing")
+            continue
+        problems += check_links(name, page, html)
+        for width in widths:
+            session, measured, events = load(browser, base_url + f"{name}.html", width)
+            problems += check_measured(name, measured, width)
+            if width == DESKTOP:
+                problems += check_images(name, measured["images"], html, base_url)
+                problems += check_console(name, events, base_url)
+                if screenshots is not None:
+                    screenshot(browser, session, measured["height"], width,
+                               screenshots / f"{name.replace('/', '__')}.png")
+            close_tab(browser, measured)
+    return found
+
+
 def run(html: Path, pages: list[str], *, chromium: str, screenshots: Path | None,
-        widths: tuple[int, ...] = (DESKTOP, PHONE)) -> list[str]:
-    """Check ``pages`` (paths relative to ``html`` without ``.html``); returns the problems."""
+        widths: tuple[int, ...] = (DESKTOP, PHONE), jobs: int = 2) -> list[str]:
+    """Check ``pages`` (paths relative to ``html`` without ``.html``); returns the problems, in
+    the order of ``pages``.
+
+    ``jobs`` browsers check the pages side by side (page k goes to browser k mod jobs): layout and
+    MathJax typesetting are CPU-bound, so on CI's 2 cores a second browser uses the core that one
+    browser leaves idle, and every page is still checked alone in its own tab, as before."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: must be a positive integer, got {jobs!r}")
     html = html.resolve()
-    problems: list[str] = []
     server, base_url = serve(html)
-    browser = Browser(chromium)
+    shares = [pages[k::jobs] for k in range(min(jobs, len(pages)))]
+
+    def one_browser(share: list[str]) -> dict[str, list[str]]:
+        browser = Browser(chromium)
+        try:
+            return check_pages(browser, html, base_url, share, screenshots=screenshots,
+                               widths=widths)
+        finally:
+            browser.close()
+
     try:
-        for name in pages:
-            page = html / f"{name}.html"
-            if not page.exists():
-                problems.append(f"{name}: page {page} is missing")
-                continue
-            problems += check_links(name, page, html)
-            for width in widths:
-                session, measured, events = load(browser, base_url + f"{name}.html", width)
-                problems += check_measured(name, measured, width)
-                if width == DESKTOP:
-                    problems += check_images(name, measured["images"], html, base_url)
-                    problems += check_console(name, events, base_url)
-                    if screenshots is not None:
-                        screenshot(browser, session, measured["height"], width,
-                                   screenshots / f"{name.replace('/', '__')}.png")
-                close_tab(browser, measured)
+        with ThreadPoolExecutor(max_workers=max(len(shares), 1)) as pool:
+            found: dict[str, list[str]] = {}
+            for part in pool.map(one_browser, shares):
+                found.update(part)
     finally:
-        browser.close()
         server.shutdown()
         server.server_close()
-    return problems
+    return [problem for name in dict.fromkeys(pages) for problem in found.get(name, [])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -580,13 +609,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="a page to check, e.g. book/02_ntk (repeatable; default: the TOC)")
     parser.add_argument("--screenshots", default=None, help="folder for 1280 px screenshots")
     parser.add_argument("--chromium", default=None, help="the Chromium binary")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="browsers side by side (default 2, one per CI core)")
     args = parser.parse_args(argv)
     html = Path(args.html)
     pages = [p.removesuffix(".html").removesuffix(".md") for p in args.page] or toc_files(
         ROOT / "_toc.yml")
     start = time.monotonic()
     problems = run(html, pages, chromium=find_chromium(args.chromium),
-                   screenshots=Path(args.screenshots) if args.screenshots else None)
+                   screenshots=Path(args.screenshots) if args.screenshots else None,
+                   jobs=args.jobs)
     for p in problems:
         print(f"browser_check: {p}")
     print(f"browser_check: {len(pages)} page(s) checked at {DESKTOP} and {PHONE} px in "

@@ -144,6 +144,12 @@ EXPECTED = {
 }
 
 
+def test_jobs_must_be_a_positive_integer(tmp_path: Path) -> None:
+    for jobs in (0, 1.5):
+        with pytest.raises(ValueError, match="^jobs: "):
+            browser_check.run(tmp_path, ["clean"], chromium="chromium", screenshots=None, jobs=jobs)
+
+
 def test_a_clean_page_passes(problems: dict[str, list[str]]) -> None:
     assert problems["clean"] == []
     assert problems["phone_scrolls"] == []  # ntkbook.css makes a wide display scroll on a phone
