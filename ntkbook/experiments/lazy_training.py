@@ -4,20 +4,21 @@ r"""Lazy training, measured (Chizat et al. 2019; notes §8, chapter 8).
   parameters move by O(1/a) while its function-space dynamics does not depend on a;
 - :func:`jacobian_sizes`: the per-layer sizes of ∂f(x)/∂θ, each gradient formed explicitly;
 - :func:`hessian_norm`: the spectral norm of the Hessian of f(x), by power iteration on
-  Hessian–vector products;
+  Hessian–vector products, stopped on the residual of its Ritz pair;
 - :func:`taylor_terms`: JΔθ, ½ΔθᵀHΔθ and the remainder f_θ − f^lin_θ along a training
   displacement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from .. import _checks, costs, empirical, training
 from ..networks import MLP, Params, check_params, forward
@@ -206,64 +207,91 @@ def jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
     return _jacobian_sizes(net, params, x)
 
 
-def _scalar_fn(net: MLP, x: Array) -> Callable[[Params], Array]:
-    return lambda p: forward(net, p, x).pre[-1][0, 0]
+class HessianNorm(NamedTuple):
+    r"""Result of :func:`hessian_norm`.
+
+    Attributes:
+        norm: |λ| of the Ritz value of largest modulus, the estimate of ‖H‖₂.
+        residual: :math:`\lVert Hz - \lambda z\rVert / \lvert\lambda\rvert` of its Ritz vector z.
+        iterations: power iterations run (two Hessian–vector products each).
+    """
+
+    norm: Array
+    residual: Array
+    iterations: Array
 
 
-def _tree_dot(a: Any, b: Any) -> Array:
-    return sum(jnp.vdot(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+@partial(jax.jit, static_argnames=("net", "max_iters"))
+def _hessian_power(
+    net: MLP, params: Params, x: Array, key: Array, tol: Array, max_iters: int
+) -> HessianNorm:
+    flat, unravel = ravel_pytree(params)
+    grad = jax.grad(lambda q: forward(net, unravel(q), x).pre[-1][0, 0])
 
+    def hvp(u: Array) -> Array:
+        return jax.jvp(grad, (flat,), (u,))[1]
 
-@partial(jax.jit, static_argnames=("net", "iters"))
-def _hessian_power(net: MLP, params: Params, x: Array, key: Array, iters: int) -> Array:
-    f = _scalar_fn(net, x)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-    v = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)]
-    )
+    def body(c: tuple[Array, Array, Array, Array]) -> tuple[Array, Array, Array, Array]:
+        v = c[0] / jnp.linalg.norm(c[0])
+        a = hvp(v)
+        b = hvp(a)
+        alpha = v @ a
+        r = a - alpha * v
+        beta = jnp.linalg.norm(r)
+        t22 = r @ (b - alpha * a) / beta**2  # H on span{v, Hv}: [[alpha, beta], [beta, t22]]
+        m, d = (alpha + t22) / 2, jnp.sqrt(((alpha - t22) / 2) ** 2 + beta**2)
+        lam = jnp.where(jnp.abs(m + d) >= jnp.abs(m - d), m + d, m - d)
+        c1, c2 = beta / jnp.hypot(beta, lam - alpha), (lam - alpha) / jnp.hypot(beta, lam - alpha)
+        z, hz = c1 * v + c2 * r / beta, c1 * a + c2 * (b - alpha * a) / beta
+        return b, jnp.abs(lam), jnp.linalg.norm(hz - lam * z) / jnp.abs(lam), c[3] + 1
 
-    def hvp(u: Params) -> Params:
-        return jax.jvp(jax.grad(f), (params,), (u,))[1]
+    def running(c: tuple[Array, Array, Array, Array]) -> Array:
+        return (c[2] >= tol) & (c[3] < max_iters)
 
-    def step(u: Params, _: None) -> tuple[Params, Array]:
-        u = jax.tree.map(lambda a: a / jnp.sqrt(_tree_dot(u, u)), u)
-        hu = hvp(u)
-        return hu, jnp.sqrt(_tree_dot(hu, hu))
-
-    _, history = jax.lax.scan(step, v, None, length=iters)
-    return history
+    one = jnp.ones((), flat.dtype)
+    init = (jax.random.normal(key, flat.shape, flat.dtype), one, jnp.inf * one, jnp.int32(0))
+    _, lam, res, it = jax.lax.while_loop(running, body, init)
+    return HessianNorm(lam, res, it)
 
 
 def hessian_norm(
-    net: MLP, params: Params, x: Array, *, iters: int = 30, key: Array | None = None
-) -> Array:
-    r"""Spectral norm of the Hessian of f(x) in the parameters, by power iteration.
+    net: MLP,
+    params: Params,
+    x: Array,
+    *,
+    tol: float = 1e-3,
+    max_iters: int = 200,
+    key: Array | None = None,
+) -> HessianNorm:
+    r"""Spectral norm of the Hessian of f(x) in the parameters, by power iteration on H².
 
     .. math::
 
         H = \frac{\partial^2 f(x)}{\partial\theta\,\partial\theta^\top}, \qquad
-        v_{k+1} = \frac{H v_k}{\lVert H v_k\rVert}, \qquad
-        \lVert H v_k\rVert \to \lVert H\rVert_2 = \max_i \lvert\lambda_i(H)\rvert .
+        v_{k+1} = \frac{H^2 v_k}{\lVert H^2 v_k\rVert}, \qquad
+        (\lambda, z) = \text{Ritz pair of largest } \lvert\lambda\rvert
+            \text{ of } H \text{ on } \mathrm{span}\{v_k, Hv_k\},
 
-    Each product Hv is a Hessian–vector product, ``jax.jvp`` of ``jax.grad`` (about three
-    forward passes; H is never formed). H is indefinite, often with ±λ pairs; the iteration on
-    :math:`H^2` still converges to the largest :math:`\lvert\lambda\rvert`, at the rate
-    :math:`(\lambda_2/\lambda_1)^{2k}` for the squared eigenvalues. The history lets the caller
-    judge convergence.
+    stopped when :math:`\lVert Hz - \lambda z\rVert/\lvert\lambda\rvert <` ``tol``. H is
+    indefinite, often with near-opposite pairs ±λ, on which plain power iteration on H
+    oscillates; on H² it converges to their span, and the 2×2 Rayleigh–Ritz step separates them.
+    For a symmetric H a residual ρ|λ| guarantees an eigenvalue within ρ|λ| of λ. Each Hv is a
+    Hessian–vector product (``jax.jvp`` of ``jax.grad``; H is never formed); the whole loop is
+    one compiled ``lax.while_loop``.
 
     Args:
         net: a network with one output.
         params: its parameters.
         x: one input, shape (1, n_0).
-        iters: number of Hessian–vector products (≥ 1).
+        tol: residual at which to stop, in (0, 1).
+        max_iters: most iterations (≥ 1); check ``residual`` when it is reached.
         key: start vector's key (default ``jax.random.key(0)``).
 
     Returns:
-        (iters,) the estimates ‖H v_k‖; the last is the norm.
+        :class:`HessianNorm` ``(norm, residual, iterations)``.
 
     Raises:
-        ValueError: naming ``net``, ``params``, ``x`` (not one row) or ``iters``.
+        ValueError: naming ``net``, ``params``, ``x`` (not one row), ``tol`` or ``max_iters``.
     """
     net = empirical._check_net(net, params)
     if net.widths[-1] != 1:
@@ -271,9 +299,11 @@ def hessian_norm(
     x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params[0].W.dtype)
     if x.shape[0] != 1:
         raise ValueError(f"x: expected one input of shape (1, n_0), got {x.shape}")
-    iters = _checks.positive_int("iters", iters)
+    if not 0.0 < tol < 1.0:
+        raise ValueError(f"tol: must be in (0, 1), got {tol!r}")
+    max_iters = _checks.positive_int("max_iters", max_iters)
     key = _checks.key("key", jax.random.key(0) if key is None else key)
-    return _hessian_power(net, params, x, key, iters)
+    return _hessian_power(net, params, x, key, jnp.asarray(tol, params[0].W.dtype), max_iters)
 
 
 class TaylorTerms(NamedTuple):
