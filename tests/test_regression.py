@@ -331,7 +331,7 @@ def test_nngp_log_likelihood_matches_scipy_and_is_differentiable():
         regression.nngp_log_likelihood(kern, y[:-1])
 
 
-def _blocks(seed=7):
+def _moment_blocks(seed=7):
     kern, theta = _psd(seed, N + M, N + M + 3), _psd(seed + 1, N + M, N + M + 3)
     y = np.random.default_rng(seed).normal(size=(N, K))
     blocks = dict(k_xx=kern[:N, :N], k_zx=kern[N:, :N], k_zz=kern[N:, N:],
@@ -340,7 +340,7 @@ def _blocks(seed=7):
 
 
 def test_descent_moments_against_monte_carlo_iteration():
-    blocks, kern, theta, y = _blocks()
+    blocks, kern, theta, y = _moment_blocks()
     lr, steps = 0.7 * N / np.linalg.eigvalsh(theta[:N, :N])[-1], 5
     got = regression.descent_ensemble_moments(**blocks, t=steps, lr=lr)
     # explicit iteration of f ← f − (η/N) Θ(·, X)(f(X) − y) on exact Gaussian draws of f_0
@@ -357,7 +357,7 @@ def test_descent_moments_against_monte_carlo_iteration():
 
 
 def test_descent_moments_tend_to_flow_moments():
-    blocks, *_ = _blocks(8)
+    blocks, *_ = _moment_blocks(8)
     t = 2.0
     flow = regression.ensemble_moments(**blocks, t=t)
     errs = []
@@ -375,7 +375,7 @@ def test_descent_moments_tend_to_flow_moments():
 
 
 def test_expected_test_cost_against_sampling():
-    blocks, *_ = _blocks(9)
+    blocks, *_ = _moment_blocks(9)
     mom = regression.ensemble_moments(**blocks, t=1.0)
     y = np.random.default_rng(1).normal(size=(M, K))
     rng = np.random.default_rng(2)
