@@ -213,3 +213,14 @@ def test_test_files_mirror_the_package_with_unique_names() -> None:
     topics = {p.stem.removeprefix("test_") for p in (tests / "experiments").glob("test_*.py")}
     modules = {m.rpartition(".")[2] for m in MODULES if m.startswith(EXPERIMENTS + ".")}
     assert topics <= modules, sorted(topics - modules)
+
+
+def test_no_test_file_defines_a_name_twice() -> None:
+    # Merging test files can silently shadow a helper or a test (the later def wins; ruff's F811
+    # misses a redefinition after a use): each top-level name is defined once per file.
+    twice = []
+    for path in sorted((ROOT.parent / "tests").rglob("*.py")):
+        names = [n.name for n in ast.parse(path.read_text(encoding="utf-8")).body
+                 if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+        twice += [f"{path.name}: {n}" for n in sorted(set(names)) if names.count(n) > 1]
+    assert not twice, twice
