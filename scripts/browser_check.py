@@ -226,6 +226,9 @@ PAGE_JS = r"""
       tex: (texOf.get(c) || "").replace(/\s+/g, " ").slice(0, 110),
       formula: formula.getBoundingClientRect().width,
       eqno: eqno ? eqno.getBoundingClientRect().width : 0,
+      // the theme lays div.math out as a flex row (number, formula) with a gap of .5em between
+      // them: that gap takes column width too (omitting it let a 7 px overflow through)
+      gap: eqno ? (parseFloat(blockStyle.columnGap) || 0) : 0,
       block: block.clientWidth,
       scrollable,
     });
@@ -417,12 +420,12 @@ def check_measured(name: str, m: dict, width: int) -> list[str]:
         problems += summarise(name, found)
     for d in m["displays"]:
         label = d["number"] or d["id"] or "unnumbered"
-        need = d["formula"] + d["eqno"]
+        need = d["formula"] + d["eqno"] + d.get("gap", 0.0)
         if width == DESKTOP and need > d["block"] + 1:
             problems.append(
                 f"{name} @{width}px: display equation {label} is {need:.0f} px wide (formula "
-                f"{d['formula']:.0f} + number {d['eqno']:.0f}) in a {d['block']} px column: "
-                f"{d['tex']}")
+                f"{d['formula']:.0f} + gap {d.get('gap', 0.0):.0f} + number {d['eqno']:.0f}) in a "
+                f"{d['block']} px column: {d['tex']}")
         elif width != DESKTOP and d["formula"] > d["block"] + 1 and not d["scrollable"]:
             problems.append(
                 f"{name} @{width}px: display equation {label} ({d['formula']:.0f} px) overflows "

@@ -82,6 +82,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "tex_error": page(r'<p>A <span class="math">\(\frac{1}\)</span> and '
                           r'<span class="math">\(\undefinedmacro x\)</span>.</p>'),
         "too_wide": page(SHORT + LONG, css=ours),
+        # the theme's flex layout: number and formula side by side with a gap; a formula that
+        # fits beside its number only when the gap is forgotten must be reported
+        "gap_too_wide": page("<style>div.math { display: flex; flex-direction: row-reverse; "
+                             "gap: 400px; }</style>" + MEDIUM),
         "phone_clipped": page(r"<style>div.math { overflow: hidden; }</style>" + MEDIUM),
         "phone_scrolls": page(MEDIUM, css=ours),
         "image_missing": page('<figure><img src="nothing-here.png" alt="gone"></figure>'),
@@ -129,6 +133,7 @@ EXPECTED = {
                   "404 for missing/tex-chtml.js"],
     "tex_error": ["math TeX error", "undefined macro (drawn in red)"],
     "too_wide": ["@1280px: display equation (2) is"],
+    "gap_too_wide": ["@1280px: display equation (3) is", "+ gap 400 +"],
     "phone_clipped": ["@390px: display equation (3)", "cannot be scrolled"],
     "image_missing": ["image does not load (nothing-here.png)"],
     "image_wide_svg": ["figure text too small: 10 pt text drawn at"],
