@@ -1,5 +1,5 @@
 r"""Large learning rates: the lazy, catapult and divergent phases of gradient descent (Lewkowycz et
-al. 2020; chapter 10).
+al. 2020; chapter 11).
 
 Linearised gradient descent on the MSE is stable iff η < 2/λ_max(Θ/N) (:func:`top_eigenvalue`).
 :func:`lr_phase` classifies one loss curve, :func:`lr_phases` trains from one θ₀ at increasing
@@ -52,34 +52,43 @@ def top_eigenvalue(ntk: Array, *, normalise: bool = True) -> np.ndarray:
     return out.reshape(a.shape[:-2])
 
 
-def lr_phase(loss: Array, *, converged: float = 1e-3) -> str:
-    r"""Classify a loss curve C(f_0), …, C(f_K) recorded at every step (Lewkowycz et al. 2020).
+def lr_phase(loss: Array, *, window: int = 10) -> str:
+    r"""Classify a loss curve C(f_0), …, C(f_K) recorded at every step from its growth
+    (Lewkowycz et al. 2020).
 
-    - ``"divergent"``: the last loss is not finite, or above ``converged`` · C(f_0);
+    With :math:`g = \log C(f_K) - \log C(f_{K-w})` the growth over the last w steps:
+
+    - ``"divergent"``: a loss is not finite, or :math:`C(f_K) > C(f_0)` and :math:`g \ge 0` —
+      above where it started and not coming down;
     - ``"lazy"``: otherwise, if the loss never exceeds C(f_0) (what linearised gradient
       descent does for η < 2/λ_0: every mode of f − y shrinks monotonically);
-    - ``"catapult"``: otherwise — the loss rose above C(f_0) and then came back down.
+    - ``"catapult"``: otherwise — the loss rose above C(f_0) and is now below it or falling.
+
+    A run that converges slowly (below C(f_0), still falling after K steps) is lazy or catapult,
+    never divergent: the label says which way the loss goes, not how far it got.
 
     Args:
         loss: (K + 1,) losses, step 0 first (``Trajectory.loss`` with a record every step).
-        converged: the factor below the initial loss that counts as converged, in (0, 1).
+        window: w, the number of final steps over which the growth is read, 1 ≤ w ≤ K.
 
     Returns:
         one of :data:`PHASES`.
 
     Raises:
         ValueError: naming ``loss`` (not 1-D with ≥ 2 entries, or a non-finite or non-positive
-            initial loss) or ``converged``.
+            initial loss) or ``window``.
     """
     c = np.asarray(loss, dtype=np.float64)
     if c.ndim != 1 or c.size < 2:
         raise ValueError(f"loss: expected a 1-D curve with at least 2 records, got {c.shape}")
     if not np.isfinite(c[0]) or c[0] <= 0:
         raise ValueError(f"loss: the initial loss must be finite and > 0, got {c[0]!r}")
-    level = _checks.positive("converged", converged)
-    if level >= 1:
-        raise ValueError(f"converged: must be in (0, 1), got {converged!r}")
-    if not np.all(np.isfinite(c)) or c[-1] > level * c[0]:
+    w = _checks.positive_int("window", window)
+    if w >= c.size:
+        raise ValueError(f"window: must be below the number of records {c.size}, got {window!r}")
+    if not np.all(np.isfinite(c)):
+        return "divergent"
+    if c[-1] > c[0] and c[-1] >= c[-1 - w]:
         return "divergent"
     return "lazy" if np.max(c) <= c[0] else "catapult"
 
@@ -92,7 +101,7 @@ def lr_phases(
     *,
     lrs: Sequence[float],
     steps: int,
-    converged: float = 1e-3,
+    window: int = 10,
 ) -> tuple[str, ...]:
     r"""Train from the same θ₀ at each learning rate in increasing order and classify each run
     with :func:`lr_phase` (loss recorded at every step; MSE, p_in convention).
@@ -105,7 +114,7 @@ def lr_phases(
         net, params, x, y: as in :func:`ntkbook.training.train`.
         lrs: learning rates η > 0, strictly increasing.
         steps: gradient-descent steps per run.
-        converged: as in :func:`lr_phase`.
+        window: as in :func:`lr_phase`.
 
     Returns:
         the phases, in the order of ``lrs`` (possibly fewer).
@@ -122,7 +131,7 @@ def lr_phases(
     phases: list[str] = []
     for eta in etas:
         traj = training.train(net, params, x, y, lr=float(eta), steps=steps, record_at=steps + 1)
-        phases.append(lr_phase(traj.loss, converged=converged))
+        phases.append(lr_phase(traj.loss, window=window))
         if phases[-1] == "divergent":
             break
     return tuple(phases)

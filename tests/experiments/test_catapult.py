@@ -26,17 +26,32 @@ def test_top_eigenvalue_rejects_non_square(bad):
         catapult.top_eigenvalue(bad)
 
 
+_K = np.arange(301)
+
+
 @pytest.mark.parametrize(
     ("loss", "phase"),
     [
-        ([1.0, 0.5, 0.1, 1e-5], "lazy"),
-        ([1.0, 3.0, 50.0, 0.2, 1e-6], "catapult"),
-        ([1.0, 3.0, np.inf, np.nan], "divergent"),
-        ([1.0, 0.9, 0.8], "divergent"),  # not converged within the steps
+        (0.9**_K, "lazy"),                                   # geometric decay
+        (1.0 - 1e-4 * _K, "lazy"),   # slow convergence, far from 1e-3 (was "divergent")
+        (np.r_[1.0, 10.0, 100.0, 100.0 * 0.9 ** _K[1:]], "catapult"),   # spike, then decay
+        (np.r_[1.0, 50.0, 50.0 * 0.995 ** _K[1:]], "catapult"),    # still above C_0 but falling
+        (1.05**_K, "divergent"),                             # exponential growth
+        (np.r_[1.0, 3.0, np.inf, np.full(20, np.nan)], "divergent"),   # overflow
+        (np.r_[1.0, 2.0 * np.ones(300)], "divergent"),       # stuck above C_0: no decrease
+        (np.r_[1.0 - 1e-3 * _K[:200], 0.8 + 1e-3 * _K[:101]], "lazy"),  # rises late, below C_0
     ],
 )
-def test_lr_phase_classifies_curves(loss, phase):
-    assert catapult.lr_phase(np.array(loss)) == phase
+def test_lr_phase_classifies_constructed_curves(loss, phase):
+    assert catapult.lr_phase(np.asarray(loss)) == phase
+
+
+def test_lr_phase_reads_the_growth_over_the_window():
+    # above C_0 at the end: falling over the last 5 records (catapult) but growing over the
+    # last 20 (divergent) — the window decides
+    loss = np.r_[1.0, 2.0 * 1.01 ** np.arange(30), 2.0 * 1.01**29 * 0.99 ** np.arange(1, 6)]
+    assert catapult.lr_phase(loss, window=5) == "catapult"
+    assert catapult.lr_phase(loss, window=20) == "divergent"
 
 
 @pytest.mark.parametrize(
@@ -46,8 +61,9 @@ def test_lr_phase_classifies_curves(loss, phase):
         (np.ones((2, 2)), {}, "loss"),
         (np.array([np.nan, 1.0]), {}, "loss"),
         (np.array([0.0, 1.0]), {}, "loss"),
-        (np.array([1.0, 0.0]), {"converged": 1.5}, "converged"),
-        (np.array([1.0, 0.0]), {"converged": 0.0}, "converged"),
+        (np.ones(5), {"window": 5}, "window"),
+        (np.ones(5), {"window": 0}, "window"),
+        (np.ones(5), {"window": 1.5}, "window"),
     ],
 )
 def test_lr_phase_rejects_bad_input(loss, kwargs, match):
