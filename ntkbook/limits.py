@@ -461,6 +461,8 @@ def _compute(
     if x2 is not None:
         x2 = _checks.inputs("x2", x2, n_features=x1.shape[1])
     cfg_depth = _checks.positive_int("depth", depth)
+    if not isinstance(diagonal, (bool, np.bool_)):
+        raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
     if which == "kernels":
         which = _layer_indices(layers, cfg_depth)
     act = get(activation)
