@@ -409,9 +409,10 @@ def _probe_pairs(ks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _rule_error(act: Activation, rule: _Rule, ks: np.ndarray, dtype: jnp.dtype) -> float:
     """Estimated relative error of a 2-D rule: its distance to the same rule with twice the
     points, on probe pairs, relative to the largest value of each expectation."""
-    pairs = [jnp.asarray(a, dtype) for a in _probe_pairs(ks)]
-    coarse = _compiled_rule(act, rule.method, rule.points)(*pairs)
-    fine = _compiled_rule(act, rule.method, 2 * rule.points)(*pairs)
+    with jax.ensure_compile_time_eval():  # concrete probes, also while a caller traces (jit)
+        pairs = [jnp.asarray(a, dtype) for a in _probe_pairs(ks)]
+        coarse = _compiled_rule(act, rule.method, rule.points)(*pairs)
+        fine = _compiled_rule(act, rule.method, 2 * rule.points)(*pairs)
     err = 0.0
     for c, f in zip(coarse, fine, strict=True):
         c, f = np.asarray(c, np.float64), np.asarray(f, np.float64)

@@ -97,6 +97,7 @@ import numpy as np
 from . import _checks
 from .activations import Activation, get
 from .gaussian import (
+    _TRACED_VARIANCE,
     QUADRATURES,
     Table,
     _Marginal,
@@ -150,6 +151,7 @@ class _Config(NamedTuple):
     depth: int
     activation: Activation
     rules: tuple[_Rule, ...]
+    bound: float | None = None  # rules chosen for Σ^(l)(x, x) ≤ bound (no values: traced)
 
 
 Layer = tuple[Array, Array, Array]  # (Σ, Σ̇, Θ) of one layer
@@ -343,20 +345,40 @@ def _full(
     """
     n0 = x1.shape[1]
     own, m1 = _self_diagonal(cfg, sigma_w, beta, x1, tables)
-    m2 = _as_columns(_self_diagonal(cfg, sigma_w, beta, x2, tables)[1])
+    own2, m2 = _self_diagonal(cfg, sigma_w, beta, x2, tables)
+    m2 = _as_columns(m2)
 
     def block(xb: Array, mb: Marginals) -> Kernels | Array:
         first = _first(sigma_w, beta, xb @ x2.T, n0)
         return _cross(cfg, sigma_w, beta, first, _as_rows(mb), m2, which)
 
     out = _by_rows(block, x1, m1, block_size)
-    if not symmetric:
+    if symmetric:
+        i = jnp.arange(x1.shape[0])
+        diag = _pick(own, which)
+        if isinstance(which, tuple):
+            out = Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, diag, strict=True)))
+        else:
+            out = out.at[i, i].set(diag)
+    return _poison(cfg, out, own, own2, outer=True)
+
+
+def _poison(
+    cfg: _Config, out: Kernels | Array, own1: Kernels, own2: Kernels | None, *, outer: bool
+) -> Kernels | Array:
+    r"""The traced-path check: where the rules were chosen for variances up to ``cfg.bound``
+    (inputs without values, inside ``jit``/``vmap``/``shard_map``), every entry whose inputs
+    reach a larger :math:`\Sigma^{(l)}(x, x)`, l < L, is made NaN (value and derivatives), as
+    the rule was not chosen for it: a loud failure instead of a silently inaccurate number."""
+    if cfg.bound is None or cfg.depth < 2:
         return out
-    i = jnp.arange(x1.shape[0])
-    diag = _pick(own, which)
-    if isinstance(which, tuple):
-        return Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, diag, strict=True)))
-    return out.at[i, i].set(diag)
+    bad1 = jnp.any(own1.sigma[:-1] > cfg.bound, axis=0)
+    bad2 = bad1 if own2 is None else jnp.any(own2.sigma[:-1] > cfg.bound, axis=0)
+    bad = (bad1[:, None] | bad2[None, :]) if outer else (bad1 | bad2)
+    factor = jnp.where(bad, jnp.nan, 1.0).astype(own1.sigma.dtype)
+    if isinstance(out, Kernels):
+        return Kernels(*(f * factor[None] for f in out))
+    return out * factor
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "which"))
@@ -373,10 +395,10 @@ def _diagonal(
     """k(x1_i, x1_i) — or k(x1_i, x2_i) when ``x2`` is given — for every layer."""
     own, m1 = _self_diagonal(cfg, sigma_w, beta, x1, tables)
     if x2 is None:
-        return _pick(own, which)
-    m2 = _self_diagonal(cfg, sigma_w, beta, x2, tables)[1]
+        return _poison(cfg, _pick(own, which), own, None, outer=False)
+    own2, m2 = _self_diagonal(cfg, sigma_w, beta, x2, tables)
     first = _first(sigma_w, beta, jnp.sum(x1 * x2, axis=1), x1.shape[1])
-    return _cross(cfg, sigma_w, beta, first, m1, m2, which)
+    return _poison(cfg, _cross(cfg, sigma_w, beta, first, m1, m2, which), own, own2, outer=False)
 
 
 # ---------------------------------------------------------------------------- public API
@@ -439,6 +461,8 @@ def _compute(
     if x2 is not None:
         x2 = _checks.inputs("x2", x2, n_features=x1.shape[1])
     cfg_depth = _checks.positive_int("depth", depth)
+    if not isinstance(diagonal, (bool, np.bool_)):
+        raise TypeError(f"diagonal: expected True or False, got {diagonal!r}")
     if which == "kernels":
         which = _layer_indices(layers, cfg_depth)
     act = get(activation)
@@ -458,7 +482,8 @@ def _compute(
     xs = [x for x in (x1, x2) if x is not None]
     samples = _variance_samples(xs, sigma_w_v, beta_v) if method != "closed" else None
     rules = _rules(act, method, n, samples, cfg_depth, sigma_w_v, beta_v, dt)
-    cfg = _Config(cfg_depth, act, rules)
+    traced = method != "closed" and n is None and samples is None
+    cfg = _Config(cfg_depth, act, rules, _TRACED_VARIANCE if traced else None)
     tables = tuple(_table(rule, dt) for _, _, rule in _segments(cfg))
     x1 = x1.astype(dt)
     x2 = None if x2 is None else x2.astype(dt)
