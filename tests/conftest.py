@@ -76,3 +76,33 @@ if _TIMES_PATH:
     def pytest_sessionfinish(session: pytest.Session) -> None:
         with open(_TIMES_PATH, "w") as f:
             json.dump(_TIMES, f, indent=1)
+
+
+def _stable_name(val: object) -> str | None:
+    """A name for a callable or an activation that does not contain a memory address."""
+    import functools  # noqa: PLC0415 (stdlib, local to this hook)
+
+    if isinstance(val, functools.partial):
+        inner = _stable_name(val.func) or type(val.func).__name__
+        kwargs = ",".join(f"{k}={v!r}" for k, v in sorted(val.keywords.items()))
+        return f"partial({inner}{',' if kwargs else ''}{kwargs})"
+    name = getattr(val, "name", None)
+    if isinstance(name, str):
+        return name
+    name = getattr(val, "__name__", None)
+    if isinstance(name, str):
+        return name
+    wrapped = getattr(val, "__wrapped__", None)
+    return _stable_name(wrapped) if wrapped is not None else None
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Parametrize ids without memory addresses (``<function gelu at 0x7f…>``).
+
+    pytest-xdist requires every worker to collect the same test ids; reprs with addresses
+    differ between processes and made ``make unit`` (``-n 2``) fail at collection."""
+    if isinstance(val, str | int | float | bool | type(None)):
+        return None
+    if callable(val) or hasattr(val, "name"):
+        return _stable_name(val)
+    return None

@@ -525,7 +525,7 @@ def _pairs(k):
     return k11, k12, k22
 
 
-@pytest.mark.parametrize("activation", ["tanh", "gelu", "softplus", "sin", jax.nn.gelu], ids=str)
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "softplus", "sin", jax.nn.gelu])
 @pytest.mark.parametrize("k", [0.1, 4.0, 30.0, 100.0])
 def test_expectation_default_is_accurate_at_any_variance(activation, k):
     # The requirement: ≤ 1e-8 relative (to the largest value) with defaults only, for
@@ -573,7 +573,6 @@ def _scaled_inputs(sigma1, beta, sigma_w):
         ("softplus", 100.0, 3, 0.2, 1.0),
         ("sin", 4.0, 10, 0.5, 1.2),
     ],
-    ids=str,
 )
 def test_kernels_default_are_accurate_for_large_variances_and_depths(
     activation, sigma1, depth, beta, sigma_w
@@ -605,7 +604,6 @@ def test_kernels_default_are_accurate_for_large_variances_and_depths(
         (jax.nn.leaky_relu, "leaky_relu(0.01)"),
         (functools.partial(jax.nn.leaky_relu, negative_slope=0.2), "leaky_relu(0.2)"),
     ],
-    ids=str,
 )
 def test_well_known_jax_functions_are_recognised(fn, name):
     act = get(fn)
@@ -659,7 +657,7 @@ def test_kink_away_from_zero_warns_naming_activation():
 
 
 @pytest.mark.parametrize("quadrature", ["mehler", "hermite"])
-@pytest.mark.parametrize("activation", ["relu", jnp.abs, leaky_relu(0.1)], ids=str)
+@pytest.mark.parametrize("activation", ["relu", jnp.abs, leaky_relu(0.1)])
 def test_kinked_activation_refuses_hermite_rules(quadrature, activation):
     with pytest.raises(ValueError, match=f"^quadrature: '{quadrature}' cannot be accurate.*kinked"):
         limits.ntk(X, depth=2, activation=activation, quadrature=quadrature, points=32)
