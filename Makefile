@@ -10,16 +10,18 @@ STAMP  := $(VENV)/.installed
 HTML   := _build/html
 CACHE  := _build/.jupyter_cache
 # The execution cache keys on notebook code only: a change to the package or the pins must wipe it.
-SOURCES_HASH = $(shell cat requirements.txt pyproject.toml ntkbook/*.py | sha256sum | cut -c1-16)
+SOURCES_HASH = $(shell cat requirements.txt pyproject.toml ntkbook/*.py ntkbook/*/*.py | sha256sum | cut -c1-16)
 
 JOBS   ?= 2
 
-.PHONY: help venv book test lint unit nbval execute html check-html browser checks lab bench clean
+.PHONY: help venv book test lint unit wheel nbval execute html check-html browser checks lab bench clean
 
 help:
 	@echo "make book   build the website into $(HTML) (executes changed chapters, one per core)"
 	@echo "make test   lint + unit tests, alongside: every chapter executed once (pass/fail per"
 	@echo "            chapter), a -W build from those results, HTML check, browser check"
+	@echo "            and the wheel smoke test (declared minimum versions and pins)"
+	@echo "make wheel  only the wheel smoke test, in fresh venvs (needs the package index)"
 	@echo "make browser PAGES=book/02_ntk   the real-browser check of built pages (default: all)"
 	@echo "make lab    JupyterLab with jupytext: open any book/*.md as a notebook"
 	@echo "make bench  run benchmarks/*.py (JSON on stdout)"
@@ -84,9 +86,17 @@ checks: html
 	@status=0; $(BIN)/python scripts/check_html.py $(HTML) || status=1; \
 		$(MAKE) --no-print-directory browser || status=1; exit $$status
 
-# Lint and unit tests run beside the chapters' execution (two cores: make -j2).
+# The built wheel in fresh virtual environments with only its declared dependencies, at their
+# declared minimum versions and at the pins of requirements.txt (scripts/wheel_smoke.sh; it
+# needs only the package index). Mostly download and unpacking: cheap beside the chapters.
+wheel:
+	PYTHON=$(PYTHON) bash scripts/wheel_smoke.sh --minimum
+	PYTHON=$(PYTHON) bash scripts/wheel_smoke.sh --pins
+
+# Lint and unit tests run beside the chapters' execution (two cores: make -j2); the wheel smoke
+# test takes one more job slot, so it waits for neither.
 test: $(STAMP)
-	$(MAKE) --no-print-directory -j$(JOBS) --output-sync=target lint unit checks
+	$(MAKE) --no-print-directory -j$$(( $(JOBS) + 1 )) --output-sync=target lint unit checks wheel
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6

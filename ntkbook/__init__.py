@@ -11,6 +11,8 @@ Modules follow the notes (see ``book/intro.md`` for the map):
 - :mod:`ntkbook.regression` — closed-form kernel regression and GP inference;
 - :mod:`ntkbook.montecarlo` — ensembles over initialisations and rate fits;
 - :mod:`ntkbook.sharding` — the same on several devices or hosts (meshes, memmap output);
+- :mod:`ntkbook.experiments` — chapter-scale experiments built from the modules above, one per
+  topic (lazy training, μP, catapult, depth vs width, Lemma 1's norms, exact moments);
 - :mod:`ntkbook.data` — small datasets made in code;
 - :mod:`ntkbook.plotting` — the book's figures (needs matplotlib, the ``plot`` extra).
 
@@ -26,6 +28,7 @@ from . import (
     costs,
     data,
     empirical,
+    experiments,
     gaussian,
     limits,
     montecarlo,
@@ -44,6 +47,7 @@ __all__ = [
     "costs",
     "data",
     "empirical",
+    "experiments",
     "gaussian",
     "kernels",
     "limits",

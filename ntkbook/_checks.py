@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 
 def is_concrete(x: object) -> bool:
@@ -40,7 +41,10 @@ def matrix(
         width_name: the notes' symbol of the second dimension, for the message (``n_0`` for
             inputs, ``n_L`` for outputs and targets).
     """
-    arr = jnp.asarray(x)
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError):  # None, ragged lists, strings
+        raise ValueError(f"{name}: expected a 2-D array, got {type(x).__name__}") from None
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (N, {width_name}), got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
@@ -108,7 +112,7 @@ def choice(name: str, value: str, options: Sequence[str]) -> str:
     return value
 
 
-def float_dtype(name: str, dtype: object) -> jnp.dtype:
+def float_dtype(name: str, dtype: DTypeLike) -> jnp.dtype:
     """``dtype`` as a JAX floating dtype, or ``ValueError`` naming ``name``."""
     try:
         dt = jnp.dtype(dtype)
@@ -126,7 +130,7 @@ def inputs(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
     and series have no accuracy left at 3 decimal digits.
     """
     raw = x if hasattr(x, "dtype") else np.asarray(x)
-    kind = jnp.dtype(raw.dtype)  # type: ignore[union-attr]
+    kind = jnp.dtype(raw.dtype)
     if jnp.issubdtype(kind, jnp.complexfloating):
         raise ValueError(f"{name}: complex inputs are not supported, got dtype {kind}")
     if jnp.issubdtype(kind, jnp.floating) and jnp.finfo(kind).bits < 32:
@@ -166,3 +170,52 @@ def concrete_value(x: jax.Array) -> float | None:
     except (ImportError, AttributeError):  # pragma: no cover - depends on the JAX version
         return None
     return None if value is None else float(value)
+
+
+def symmetric(name: str, k: object) -> jax.Array:
+    """A finite, symmetric (N, N) kernel; symmetrised after a check at √eps relative tolerance."""
+    k = matrix(name, k)
+    if k.shape[0] != k.shape[1]:
+        raise ValueError(f"{name}: expected a square (N, N) kernel, got shape {k.shape}")
+    scale = float(jnp.max(jnp.abs(k)))
+    # √eps: far above the round-off of a Gram matrix computed in the same precision, far below
+    # any genuine asymmetry.
+    rtol = np.sqrt(float(jnp.finfo(k.dtype).eps))
+    if float(jnp.max(jnp.abs(k - k.T))) > rtol * max(scale, 1e-300):
+        raise ValueError(f"{name}: not symmetric")
+    return 0.5 * (k + k.T)
+
+
+def times(name: str, t: object, *, integer: bool = False) -> tuple[jax.Array, bool]:
+    """Times (or step counts) ≥ 0 as a 1-D float array, and whether the input was a scalar."""
+    arr = np.asarray(t, dtype=float)
+    if arr.ndim > 1 or arr.size == 0:
+        raise ValueError(f"{name}: expected a scalar or a non-empty 1-D array, got {arr.shape}")
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name}: must be >= 0 (inf allowed), got {t!r}")
+    if integer and (np.any(~np.isfinite(arr)) or np.any(arr != np.round(arr))):
+        raise ValueError(f"{name}: expected non-negative integers, got {t!r}")
+    return jnp.asarray(np.atleast_1d(arr)), arr.ndim == 0
+
+
+def _eigh_tol(n: int, dtype: jnp.dtype) -> float:
+    """Relative round-off of a symmetric eigendecomposition of an n × n matrix: ≈ n · eps."""
+    return 10.0 * n * float(jnp.finfo(dtype).eps)
+
+
+def psd_eigh(
+    name: str, theta: jax.Array, reg: float, *, need_inverse: bool
+) -> tuple[jax.Array, jax.Array]:
+    """Eigendecomposition of Θ + reg·I, checking positive semi-definiteness (and invertibility)."""
+    theta = theta + reg * jnp.eye(theta.shape[0], dtype=theta.dtype)
+    lam, v = jnp.linalg.eigh(theta)
+    top = float(jnp.max(jnp.abs(lam)))
+    tol = _eigh_tol(theta.shape[0], theta.dtype) * top
+    if float(lam[0]) < -tol:
+        raise ValueError(f"{name}: not positive semi-definite (eigenvalue {float(lam[0]):.3g})")
+    if need_inverse and float(lam[0]) <= tol:
+        raise ValueError(
+            f"{name}: singular or ill-conditioned (smallest eigenvalue {float(lam[0]):.3g} of "
+            f"largest {top:.3g}); t = inf needs an invertible kernel: pass reg > 0"
+        )
+    return jnp.clip(lam, 0.0, None), v

@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -149,3 +150,36 @@ def from_pointwise(loss: Callable[[Array, Array], Array]) -> Cost:
     per_example = jax.vmap(loss)
     grad = jax.vmap(jax.grad(loss))
     return Cost(value=lambda f, y: jnp.mean(per_example(f, y)), grad=grad)
+
+
+def scaled_mse(kappa: float) -> Cost:
+    r"""Least squares on the rescaled output κ f, as a cost of the network's own output f.
+
+    .. math::
+
+        C(f) = \tfrac12 \|\kappa f - y\|^2_{p^{in}}, \qquad d = \partial_f C = \kappa(\kappa f - y).
+
+    With :math:`\kappa = 1/\sqrt{n_{L-1}}` and the learning rate multiplied by 1/κ²,
+    :func:`ntkbook.training.train` runs the *mean-field* scaling f_mf = κ f (the output layer
+    divides by n rather than √n): the outputs still move by O(1), but the parameters, and so the
+    kernel, move by O(1) too — the regime that Theorem 2 excludes (Chizat et al. 2019's
+    "non-lazy" training).
+
+    Args:
+        kappa: κ > 0.
+
+    Returns:
+        a :class:`Cost` for the ``cost`` argument of :func:`ntkbook.training.train`; the recorded
+        ``f_train`` is the unscaled f, and ``loss`` is C.
+    """
+    return _scaled_mse(_checks.positive("kappa", kappa))
+
+
+@lru_cache(maxsize=64)
+def _scaled_mse(kappa: float) -> Cost:
+    """One :class:`Cost` object per κ, so that a jitted loop taking it as a static argument
+    compiles once per κ."""
+    return Cost(
+        value=lambda f, y: _mse(kappa * f, y),
+        grad=lambda f, y: kappa * _mse_grad(kappa * f, y),
+    )

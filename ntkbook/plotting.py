@@ -40,12 +40,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 try:
     import matplotlib as mpl
+    from cycler import cycler
     from matplotlib.lines import Line2D
 except ImportError as err:  # pragma: no cover - exercised by tests/test_package.py in a subprocess
     raise ImportError(
@@ -56,6 +57,7 @@ from . import _checks
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.typing import RcKeyType
 
 #: Okabe & Ito (2008) colour-blind-safe palette: blue, orange, bluish green, vermillion,
 #: reddish purple, sky blue, yellow, black.
@@ -77,7 +79,7 @@ MAX_WIDTH_IN: float = 7.0
 MIN_FONT_PT: float = 10.0
 
 #: rcParams of the house style (applied by :func:`style`).
-STYLE: dict[str, object] = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.facecolor": "white",
     "figure.edgecolor": "white",
     "axes.facecolor": "white",
@@ -102,7 +104,7 @@ STYLE: dict[str, object] = {
     "lines.markersize": 6,
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
+    "axes.prop_cycle": cycler(color=list(PALETTE)),
     "image.cmap": "viridis",
 }
 
@@ -172,6 +174,7 @@ def figure(
 
     nrows = _checks.positive_int("nrows", nrows)
     ncols = _checks.positive_int("ncols", ncols)
+    size: tuple[float, ...]
     if figsize is None:
         size = (6.5, 3.8 * nrows) if ncols == 1 else (MAX_WIDTH_IN, 3.2 * nrows)
     else:
@@ -258,14 +261,14 @@ def loglog_rate(
             if err.shape != ys.shape or not np.all(np.isfinite(err)) or np.any(err < 0):
                 raise ValueError(f"yerr: expected finite values >= 0 of shape {ys.shape}")
             points = ax.errorbar(xs, ys, yerr=err, fmt="o", color=color, label=label, capsize=3)[0]
-        color = points.get_color()
+        drawn = points.get_color()  # the palette's colour when none was given
         grid = np.geomspace(xs.min(), xs.max(), 50)
         if fit is not None:
             ax.plot(
                 grid,
                 np.exp(fit.intercept) * grid**fit.slope,
                 "-",
-                color=color,
+                color=drawn,
                 label=f"fit: slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]",
             )
         if theory_slope is not None:
@@ -291,7 +294,7 @@ def _integer_ticks(ax: Axes, xs: np.ndarray) -> None:
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
     if xs.size <= 10 and np.all(xs == np.round(xs)):
-        ax.xaxis.set_major_locator(FixedLocator(xs))
+        ax.xaxis.set_major_locator(FixedLocator(xs.tolist()))
         ax.xaxis.set_major_formatter(lambda v, _pos: f"{v:.0f}")
         ax.xaxis.set_minor_locator(NullLocator())
     else:
@@ -347,12 +350,13 @@ def kernel_heatmap(
         arr, n_blocks = _blocks(arr)
     ax = _axes(ax)
     with style():
+        kw: dict[str, Any]
         if arr.min() < 0:
             vmax = float(np.abs(arr).max()) or 1.0
             kw = {"cmap": cmap or "RdBu_r", "vmin": -vmax, "vmax": vmax}
         else:
             kw = {"cmap": cmap or "viridis"}
-        origin = "lower" if extent is not None else "upper"
+        origin: Literal["upper", "lower"] = "lower" if extent is not None else "upper"
         im = ax.imshow(arr, interpolation="none", origin=origin, extent=extent, **kw)
         ax.grid(False)
         if n_blocks > 1:
@@ -653,7 +657,7 @@ def curves_vs_angle(
         raise ValueError(f"curves: expected (S, {g.size}) to match angles, got {y.shape}")
     ax = _axes(ax)
     with style():
-        colour = color
+        colour: Any = color
         for s, row in enumerate(y):
             (line,) = ax.plot(g, row, "-", color=colour, lw=1.0, alpha=alpha,
                               label=label if s == 0 else None)

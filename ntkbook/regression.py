@@ -20,6 +20,10 @@ so a finite t never divides by a small eigenvalue; t = ∞ needs Θ(X, X) non-si
 
 ``reg`` ≥ 0 replaces Θ(X, X) by Θ(X, X) + reg·I (kernel ridge regression at t = ∞).
 
+:func:`mse_ensemble` is the one-call predictor (neural-tangents'
+``predict.gradient_descent_mse_ensemble``): kernel blocks in, the trained infinite ensemble's
+mean and covariance at any t out; ``book/neural_tangents.md`` maps the two libraries' conventions.
+
 Kernels are either traced (N1, N2) — one kernel for all n_L outputs, Θ ⊗ Id — or full
 (N1, N2, n_L, n_L) as returned by ``ntkbook.empirical.ntk(..., traced=False)``.
 """
@@ -27,7 +31,7 @@ Kernels are either traced (N1, N2) — one kernel for all n_L outputs, Θ ⊗ Id
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -63,34 +67,15 @@ class Moments(NamedTuple):
 # validation
 
 
-def _tol(n: int, dtype: jnp.dtype) -> float:
-    """Relative round-off of a symmetric eigendecomposition of an n × n matrix: ≈ n · eps."""
-    return 10.0 * n * float(jnp.finfo(dtype).eps)
-
-
-def _square(name: str, k: object) -> Array:
-    """A finite, symmetric (N, N) kernel; symmetrised after a check at √eps relative tolerance."""
-    k = _checks.matrix(name, k)
-    if k.shape[0] != k.shape[1]:
-        raise ValueError(f"{name}: expected a square (N, N) kernel, got shape {k.shape}")
-    scale = float(jnp.max(jnp.abs(k)))
-    # √eps: far above the round-off of a Gram matrix computed in the same precision, far below
-    # any genuine asymmetry.
-    rtol = np.sqrt(float(jnp.finfo(k.dtype).eps))
-    if float(jnp.max(jnp.abs(k - k.T))) > rtol * max(scale, 1e-300):
-        raise ValueError(f"{name}: not symmetric")
-    return 0.5 * (k + k.T)
-
-
 def _flatten_full(name: str, k: object, *, square: bool) -> tuple[Array, int]:
     """Accept (N1, N2) or (N1, N2, k, k); return a 2-D matrix over (i, output) pairs and k."""
     arr = jnp.asarray(k)
     if arr.ndim == 2:
-        return (_square(name, arr) if square else _checks.matrix(name, arr)), 0
+        return (_checks.symmetric(name, arr) if square else _checks.matrix(name, arr)), 0
     if arr.ndim == 4 and arr.shape[2] == arr.shape[3]:
         n1, n2, kk, _ = arr.shape
         flat = jnp.transpose(arr, (0, 2, 1, 3)).reshape(n1 * kk, n2 * kk)
-        return (_square(name, flat) if square else _checks.matrix(name, flat)), kk
+        return (_checks.symmetric(name, flat) if square else _checks.matrix(name, flat)), kk
     raise ValueError(f"{name}: expected shape (N1, N2) or (N1, N2, n_L, n_L), got {arr.shape}")
 
 
@@ -101,34 +86,6 @@ def _targets(name: str, y: object, n: int, k_full: int) -> Array:
         want = f"({n}, {k_full})" if k_full else f"({n}, k)"
         raise ValueError(f"{name}: expected shape {want}, got {y.shape}")
     return y
-
-
-def _times(name: str, t: object, *, integer: bool = False) -> tuple[Array, bool]:
-    """Times (or step counts) ≥ 0 as a 1-D float array, and whether the input was a scalar."""
-    arr = np.asarray(t, dtype=float)
-    if arr.ndim > 1 or arr.size == 0:
-        raise ValueError(f"{name}: expected a scalar or a non-empty 1-D array, got {arr.shape}")
-    if np.any(np.isnan(arr)) or np.any(arr < 0):
-        raise ValueError(f"{name}: must be >= 0 (inf allowed), got {t!r}")
-    if integer and (np.any(~np.isfinite(arr)) or np.any(arr != np.round(arr))):
-        raise ValueError(f"{name}: expected non-negative integers, got {t!r}")
-    return jnp.asarray(np.atleast_1d(arr)), arr.ndim == 0
-
-
-def _eigh(name: str, theta: Array, reg: float, *, need_inverse: bool) -> tuple[Array, Array]:
-    """Eigendecomposition of Θ + reg·I, checking positive semi-definiteness (and invertibility)."""
-    theta = theta + reg * jnp.eye(theta.shape[0], dtype=theta.dtype)
-    lam, v = jnp.linalg.eigh(theta)
-    top = float(jnp.max(jnp.abs(lam)))
-    tol = _tol(theta.shape[0], theta.dtype) * top
-    if float(lam[0]) < -tol:
-        raise ValueError(f"{name}: not positive semi-definite (eigenvalue {float(lam[0]):.3g})")
-    if need_inverse and float(lam[0]) <= tol:
-        raise ValueError(
-            f"{name}: singular or ill-conditioned (smallest eigenvalue {float(lam[0]):.3g} of "
-            f"largest {top:.3g}); t = inf needs an invertible kernel: pass reg > 0"
-        )
-    return jnp.clip(lam, 0.0, None), v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +104,7 @@ def _flow_g(a: Array) -> Spectral:
     return g
 
 
-def _descent_g(h: float, k: Array) -> Spectral:
+def _descent_g(h: Array, k: Array) -> Spectral:
     """g(λ) = (1 − (1 − hλ)^k)/λ, → k h at λ = 0 (h = η s, k steps)."""
 
     def g(lam: Array) -> Array:
@@ -178,7 +135,7 @@ def _solve(
     if f0_x.shape != y.shape:
         raise ValueError(f"f0_x: shape {f0_x.shape} does not match y {y.shape}")
     g, need_inverse = g_of(jnp.asarray(n))
-    lam, v = _eigh("theta_xx", kxx, reg, need_inverse=need_inverse)
+    lam, v = _checks.psd_eigh("theta_xx", kxx, reg, need_inverse=need_inverse)
 
     def flat(a: Array) -> Array:  # (N, k) → (N k, 1) for a full kernel, unchanged otherwise
         return a.reshape(-1, 1) if k_full else a
@@ -193,8 +150,8 @@ def _solve(
         kzx, kz_full = _flatten_full("theta_zx", theta_zx, square=False)
         if kz_full != k_full or kzx.shape[1] != kxx.shape[0]:
             raise ValueError(
-                f"theta_zx: shape {jnp.shape(theta_zx)} does not match "
-                f"theta_xx {jnp.shape(theta_xx)}"
+                f"theta_zx: shape {kzx.shape} (outputs flattened) does not match "
+                f"theta_xx {kxx.shape}"
             )
         m = kzx.shape[0] // max(k_full, 1)
         if f0_z is None:
@@ -266,14 +223,12 @@ def gradient_flow(
         True
     """
     lr = _checks.positive("lr", lr)
-    times, squeeze = _times("t", t)
+    times, squeeze = _checks.times("t", t)
 
     def g_of(n: Array) -> tuple[Spectral, bool]:
         return _flow_g(lr * _scale(normalise, n) * times), bool(jnp.any(jnp.isinf(times)))
 
-    return _solve(
-        theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze
-    )
+    return _solve(theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze)
 
 
 def gradient_descent(
@@ -281,37 +236,36 @@ def gradient_descent(
     y: object,
     f0_x: object | None = None,
     *,
-    steps: int | Array,
+    t: float | Array,
     lr: float,
     theta_zx: object | None = None,
     f0_z: object | None = None,
     normalise: bool = True,
     reg: float = 0.0,
 ) -> Prediction:
-    r"""Outputs after k steps of gradient descent on least squares under a constant kernel.
+    r"""Outputs after t steps of gradient descent on least squares under a constant kernel.
 
     The discrete counterpart of :func:`gradient_flow` (exact for the linearised network):
 
     .. math::
 
-        f_k(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - (I - \eta s\Theta)^k\big)(Y - f_0(X)).
+        f_t(z) = f_0(z) + \Theta(z, X)\,\Theta^{-1}\big(I - (I - \eta s\Theta)^t\big)(Y - f_0(X)).
 
-    It converges when η s λ_max < 2. Arguments as in :func:`gradient_flow`, with ``steps`` (an
-    integer ≥ 0 or a 1-D array of them) in place of ``t``.
+    It converges when η s λ_max < 2. Arguments as in :func:`gradient_flow`; here ``t`` counts
+    steps (an integer ≥ 0 or a 1-D array of them), so ``t`` means the same in both: the flow
+    ``gradient_flow(..., t=k, lr=η)`` is the η → 0 limit of ``gradient_descent(..., t=k, lr=η)``.
     """
     lr = _checks.positive("lr", lr)
-    ks, squeeze = _times("steps", steps, integer=True)
+    ks, squeeze = _checks.times("t", t, integer=True)
 
     def g_of(n: Array) -> tuple[Spectral, bool]:
         return _descent_g(lr * _scale(normalise, n), ks), False
 
-    return _solve(
-        theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze
-    )
+    return _solve(theta_xx, y, f0_x, g_of, theta_zx=theta_zx, f0_z=f0_z, reg=reg, squeeze=squeeze)
 
 
 def gp_posterior(
-    k_xx: object, *, k_zx: object, k_zz: object, y: object, reg: float = 0.0
+    k_xx: object, k_zx: object, k_zz: object, y: object, *, reg: float = 0.0
 ) -> Moments:
     r"""Gaussian-process posterior (NNGP inference) given exact observations Y at X.
 
@@ -335,10 +289,10 @@ def gp_posterior(
         :class:`Moments`: mean (M, k), covariance (M, M).
     """
     reg = _checks.nonnegative("reg", reg)
-    kxx = _square("k_xx", k_xx)
+    kxx = _checks.symmetric("k_xx", k_xx)
     n = kxx.shape[0]
     kzx = _checks.matrix("k_zx", k_zx, n_features=n)
-    kzz = _square("k_zz", k_zz)
+    kzz = _checks.symmetric("k_zz", k_zz)
     if kzz.shape[0] != kzx.shape[0]:
         raise ValueError(f"k_zz: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
     y = _targets("y", y, n, 0)
@@ -353,12 +307,12 @@ def gp_posterior(
 
 def ensemble_moments(
     k_xx: object,
-    *,
     k_zx: object,
     k_zz: object,
     theta_xx: object,
     theta_zx: object,
     y: object,
+    *,
     t: float | Array,
     lr: float = 1.0,
     normalise: bool = True,
@@ -389,11 +343,32 @@ def ensemble_moments(
         :class:`Moments`: mean (M, k) and covariance (M, M), or (T, M, k), (T, M, M).
     """
     lr = _checks.positive("lr", lr)
+    times, squeeze = _checks.times("t", t)
+
+    def g_of(n: Array) -> tuple[Spectral, bool]:
+        return _flow_g(lr * _scale(normalise, n) * times), bool(jnp.any(jnp.isinf(times)))
+
+    return _ensemble(k_xx, k_zx, k_zz, theta_xx, theta_zx, y, g_of, reg=reg, squeeze=squeeze)
+
+
+def _ensemble(
+    k_xx: object,
+    k_zx: object,
+    k_zz: object,
+    theta_xx: object,
+    theta_zx: object,
+    y: object,
+    g_of: Callable[[Array], tuple[Spectral, bool]],
+    *,
+    reg: float,
+    squeeze: bool,
+) -> Moments:
+    """Shared body of :func:`ensemble_moments` and :func:`descent_ensemble_moments`:
+    B = Θ(Z, X) V diag(g(λ)) Vᵀ, mean B Y, covariance (I, −B) K(Z ∪ X) (I, −B)ᵀ."""
     reg = _checks.nonnegative("reg", reg)
-    times, squeeze = _times("t", t)
-    kxx = _square("k_xx", k_xx)
+    kxx = _checks.symmetric("k_xx", k_xx)
     n = kxx.shape[0]
-    txx = _square("theta_xx", theta_xx)
+    txx = _checks.symmetric("theta_xx", theta_xx)
     if txx.shape != kxx.shape:
         raise ValueError(f"theta_xx: shape {txx.shape} does not match k_xx {kxx.shape}")
     kzx = _checks.matrix("k_zx", k_zx, n_features=n)
@@ -401,13 +376,13 @@ def ensemble_moments(
     tzx = _checks.matrix("theta_zx", theta_zx, n_features=n)
     if tzx.shape != kzx.shape:
         raise ValueError(f"theta_zx: shape {tzx.shape} does not match k_zx {kzx.shape}")
-    kzz = _square("k_zz", k_zz)
+    kzz = _checks.symmetric("k_zz", k_zz)
     if kzz.shape != (m, m):
         raise ValueError(f"k_zz: expected shape {(m, m)}, got {kzz.shape}")
     y = _targets("y", y, n, 0)
-    lam, v = _eigh("theta_xx", txx, reg, need_inverse=bool(jnp.any(jnp.isinf(times))))
-    g = _flow_g(lr * _scale(normalise, jnp.asarray(n)) * times)(lam)  # (T, N)
-    b = jnp.einsum("mj,tj,nj->tmn", tzx @ v, g, v)  # Θ(Z, X) A_t, (T, M, N)
+    g, need_inverse = g_of(jnp.asarray(n))
+    lam, v = _checks.psd_eigh("theta_xx", txx, reg, need_inverse=need_inverse)
+    b = jnp.einsum("mj,tj,nj->tmn", tzx @ v, g(lam), v)  # Θ(Z, X) A_t, (T, M, N)
     mean = b @ y
     cross = b @ kzx.T  # B K(X, Z)
     cov = kzz[None] + b @ kxx @ jnp.swapaxes(b, 1, 2) - cross - jnp.swapaxes(cross, 1, 2)
@@ -451,7 +426,7 @@ def modes(theta_xx: object) -> Modes:
     Raises:
         ValueError: naming ``theta_xx`` if it is not a finite symmetric square matrix.
     """
-    lam, v = jnp.linalg.eigh(_square("theta_xx", theta_xx))
+    lam, v = jnp.linalg.eigh(_checks.symmetric("theta_xx", theta_xx))
     return Modes(lam[::-1], v[:, ::-1])
 
 
@@ -596,7 +571,7 @@ def one_hot_regression(
         scores (M, C); predict with the largest (:func:`accuracy`).
     """
     reg = _checks.nonnegative("reg", reg)
-    kxx = _square("k_xx", k_xx)
+    kxx = _checks.symmetric("k_xx", k_xx)
     n = kxx.shape[0]
     kzx = _checks.matrix("k_zx", k_zx, n_features=n)
     y = one_hot(labels, n_classes=n_classes, center=center, dtype=kxx.dtype)
@@ -630,7 +605,7 @@ def expected_test_cost(moments: Moments, y: object, *, n_ensemble: int = 1) -> A
         a scalar.
     """
     mean = _checks.matrix("moments.mean", moments.mean)
-    cov = _square("moments.cov", moments.cov)
+    cov = _checks.symmetric("moments.cov", moments.cov)
     m, k = mean.shape
     if cov.shape != (m, m):
         raise ValueError(f"moments.cov: expected shape {(m, m)}, got {cov.shape}")
@@ -664,7 +639,7 @@ def nngp_log_likelihood(k_xx: object, y: object, *, reg: float = 0.0) -> Array:
     """
     reg = _checks.nonnegative("reg", reg)
     # under jax.grad the kernel is a tracer: shape checks only (values cannot be inspected)
-    kxx = _square("k_xx", k_xx) if _checks.is_concrete(k_xx) else jnp.asarray(k_xx)
+    kxx = _checks.symmetric("k_xx", k_xx) if _checks.is_concrete(k_xx) else jnp.asarray(k_xx)
     if kxx.ndim != 2 or kxx.shape[0] != kxx.shape[1]:
         raise ValueError(f"k_xx: expected a square (N, N) kernel, got shape {kxx.shape}")
     n = kxx.shape[0]
@@ -686,57 +661,129 @@ def _log_likelihood(kxx: Array, y: Array, reg: Array) -> Array:
 
 
 def descent_ensemble_moments(
-    *,
     k_xx: object,
     k_zx: object,
     k_zz: object,
     theta_xx: object,
     theta_zx: object,
     y: object,
-    steps: int | Array,
+    *,
+    t: float | Array,
     lr: float,
     normalise: bool = True,
+    reg: float = 0.0,
 ) -> Moments:
-    r"""Mean and covariance after k steps of gradient *descent* of an infinite ensemble of wide
+    r"""Mean and covariance after t steps of gradient *descent* of an infinite ensemble of wide
     networks (the discrete counterpart of :func:`ensemble_moments`).
 
-    Under a constant kernel, k steps of size η map f_0 to f_k(Z) = B_k Y + f_0(Z) − B_k f_0(X)
-    with B_k = Θ(Z, X) Θ⁻¹(I − (I − ηsΘ)^k) (:func:`gradient_descent`). With f_0 ~ GP(0, K):
+    Under a constant kernel, t steps of size η map f_0 to f_t(Z) = B_t Y + f_0(Z) − B_t f_0(X)
+    with B_t = Θ(Z, X) Θ⁻¹(I − (I − ηsΘ)^t) (:func:`gradient_descent`). With f_0 ~ GP(0, K):
 
     .. math::
 
-        \mu_k(z) = B_k Y, \qquad
-        \Sigma_k = \begin{pmatrix} I & -B_k \end{pmatrix}
+        \mu_t(z) = B_t Y, \qquad
+        \Sigma_t = \begin{pmatrix} I & -B_t \end{pmatrix}
         \begin{pmatrix} K(Z, Z) & K(Z, X) \\ K(X, Z) & K(X, X) \end{pmatrix}
-        \begin{pmatrix} I \\ -B_k^\top \end{pmatrix}.
+        \begin{pmatrix} I \\ -B_t^\top \end{pmatrix}.
 
     Args:
-        k_xx, k_zx, k_zz: NNGP kernel K on (X, X) (N, N), (Z, X) (M, N), (Z, Z) (M, M).
-        theta_xx, theta_zx: NTK Θ on (X, X) (N, N) and (Z, X) (M, N).
-        y: targets (N, k).
-        steps: an integer k ≥ 0 or a 1-D array of them.
+        k_xx, k_zx, k_zz, theta_xx, theta_zx, y, normalise, reg: as in :func:`ensemble_moments`.
+        t: a number of steps, an integer ≥ 0, or a 1-D array of them.
         lr: η > 0.
-        normalise: s = 1/N (the p_in cost) or s = 1.
 
     Returns:
         :class:`Moments`: mean (M, k) and covariance (M, M), or (T, M, k), (T, M, M).
     """
-    kxx = _square("k_xx", k_xx)
-    n = kxx.shape[0]
-    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
-    kzz = _square("k_zz", k_zz)
-    if kzz.shape != (kzx.shape[0],) * 2:
-        raise ValueError(f"k_zz: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
-    y = _targets("y", y, n, 0)
-    # B_k: the test outputs of kernel descent with the N unit vectors as targets
-    b = gradient_descent(
-        theta_xx, jnp.eye(n, dtype=kxx.dtype), steps=steps, lr=lr, theta_zx=theta_zx,
-        normalise=normalise,
-    ).test  # fmt: skip
-    if b.shape[-2] != kzx.shape[0]:
-        raise ValueError(f"theta_zx: expected {kzx.shape[0]} rows like k_zx, got {b.shape[-2]}")
-    joint = jnp.block([[kzz, kzx], [kzx.T, kxx]])
-    proj = jnp.concatenate([jnp.broadcast_to(jnp.eye(kzz.shape[0], dtype=b.dtype), b.shape[:-1]
-                                             + (kzz.shape[0],)), -b], axis=-1)
-    cov = proj @ joint @ jnp.swapaxes(proj, -1, -2)
-    return Moments(b @ y, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+    lr = _checks.positive("lr", lr)
+    ks, squeeze = _checks.times("t", t, integer=True)
+
+    def g_of(n: Array) -> tuple[Spectral, bool]:
+        return _descent_g(lr * _scale(normalise, n), ks), False
+
+    return _ensemble(k_xx, k_zx, k_zz, theta_xx, theta_zx, y, g_of, reg=reg, squeeze=squeeze)
+
+
+# ---------------------------------------------------------------------------------------------
+# the one-call predictor (neural_tangents.predict.gradient_descent_mse_ensemble)
+
+
+class KernelBlocks(NamedTuple):
+    """NNGP kernel K and NTK Θ on training inputs X (N rows) and test inputs Z (M rows)."""
+
+    k_xx: Array
+    k_zx: Array
+    k_zz: Array
+    theta_xx: Array
+    theta_zx: Array
+
+
+KernelFn = Callable[[Array, Array], tuple[Array, Array]]  # (x1, x2) -> (K, Θ), each (N1, N2)
+
+
+def kernel_blocks(x_train: object, x_test: object, *, kernel_fn: KernelFn) -> KernelBlocks:
+    """The five blocks from one call ``kernel_fn(W, W)`` on W = X ∪ Z (X's rows first).
+
+    Args:
+        x_train: X, (N, n_0).
+        x_test: Z, (M, n_0).
+        kernel_fn: ``(x1, x2) -> (K, Θ)``; for the notes' MLP, ``k.sigma[0], k.theta[0]`` of
+            ``k = ntkbook.limits.kernels(x1, x2, depth=L, layers=(L,))``.
+
+    Returns:
+        :class:`KernelBlocks`.
+    """
+    x = _checks.matrix("x_train", x_train)
+    z = _checks.matrix("x_test", x_test, n_features=x.shape[1])
+    w = jnp.concatenate([x, z.astype(x.dtype)])
+    k, theta = kernel_fn(w, w)
+    n = x.shape[0]
+    return KernelBlocks(k[:n, :n], k[n:, :n], k[n:, n:], theta[:n, :n], theta[n:, :n])
+
+
+Get = Literal["ntk", "nngp"]
+
+
+def mse_ensemble(
+    blocks: KernelBlocks,
+    y: object,
+    *,
+    t: float | Array,
+    get: Get = "ntk",
+    lr: float = 1.0,
+    normalise: bool = True,
+    reg: float = 0.0,
+    discrete: bool = False,
+) -> Moments:
+    r"""Test outputs of an infinite ensemble of infinitely wide networks trained on MSE, at time t:
+    the analogue of ``neural_tangents.predict.gradient_descent_mse_ensemble``.
+
+    At t = 0 the outputs are the prior GP(0, K). ``get="ntk"``: every layer is trained and the
+    outputs move under Θ (:func:`ensemble_moments`). ``get="nngp"``: only the last layer is
+    trained; its share of the NTK is :math:`\Sigma^{(L)}`, so Θ is replaced by K and, for
+    reg = 0, t = ∞ gives the GP posterior (:func:`gp_posterior`):
+
+    .. math::
+
+        \mu_t = K_{ZX} K_{XX}^{-1}(I - e^{-\eta s K_{XX} t}) Y
+        \;\xrightarrow{t \to \infty}\; K_{ZX} K_{XX}^{-1} Y .
+
+    Args:
+        blocks: :class:`KernelBlocks` (from :func:`kernel_blocks`, or computed any other way).
+        y: targets (N, k).
+        t: a time ≥ 0 (``inf`` allowed) or a 1-D array; with ``discrete=True`` a number of
+            gradient-descent steps (:func:`descent_ensemble_moments`).
+        get: ``"ntk"`` or ``"nngp"``.
+        lr, normalise, reg: as in :func:`gradient_flow`; ``reg`` is absolute (nt's ``diag_reg``
+            is relative: reg = diag_reg · tr Θ(X, X)/N) and enters the training kernel only.
+        discrete: gradient descent with step η instead of gradient flow.
+
+    Returns:
+        :class:`Moments`: mean (M, k), covariance (M, M), with a leading time axis for an array t.
+    """
+    _checks.choice("get", get, ("ntk", "nngp"))
+    b = blocks
+    theta_xx, theta_zx = (b.theta_xx, b.theta_zx) if get == "ntk" else (b.k_xx, b.k_zx)
+    moments = descent_ensemble_moments if discrete else ensemble_moments
+    return moments(
+        b.k_xx, b.k_zx, b.k_zz, theta_xx, theta_zx, y, t=t, lr=lr, normalise=normalise, reg=reg
+    )

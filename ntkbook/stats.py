@@ -29,6 +29,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _sps
 
 from . import _checks
@@ -136,7 +137,7 @@ def _level(confidence: float) -> float:
     return c
 
 
-def _rate_inputs(widths: Sequence[float], errors: Array) -> tuple[np.ndarray, np.ndarray]:
+def _rate_inputs(widths: ArrayLike, errors: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validated (log widths (W,), log errors (W, S))."""
     w = np.asarray(widths, dtype=float)
     e = np.asarray(errors, dtype=float)
@@ -167,7 +168,7 @@ def _welch_slope(u: np.ndarray, logs: np.ndarray) -> tuple[np.ndarray, ...]:
     return y.mean(axis=-1) - slope * u.mean(), slope, np.sqrt(var), dof
 
 
-def fit_rate(widths: Sequence[float], errors: Array, *, confidence: float = 0.95) -> RateFit:
+def fit_rate(widths: ArrayLike, errors: ArrayLike, *, confidence: float = 0.95) -> RateFit:
     r"""Fit error ≈ C · width^slope, with a calibrated t interval for the slope.
 
     .. math::

@@ -4,7 +4,8 @@
 #   scripts/wheel_smoke.sh             newest versions the declared ranges allow
 #   scripts/wheel_smoke.sh --minimum   every dependency at its declared minimum (">=" read as "==")
 #   scripts/wheel_smoke.sh --pins      the dependencies at the pins of requirements.txt
-# Needs network access to PyPI (the build backend and the dependencies are downloaded).
+# Needs only the package index (PyPI, or pip's configured index): the build backend and the
+# dependencies are downloaded by pip; nothing else is fetched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -13,7 +14,16 @@ PYTHON=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" .
+# Built from a copy of the working tree (tracked and untracked, not ignored files), so the build
+# leaves no build/ or *.egg-info behind and sees no stale ones.
+mkdir "$work/src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard | tar -cf - --null -T - | tar -xf - -C "$work/src"
+else  # an unpacked sdist or archive: everything but build outputs and environments
+  tar -cf - --exclude=./.venv --exclude=./_build --exclude=./build --exclude='*.egg-info' . \
+    | tar -xf - -C "$work/src"
+fi
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$work/src"
 wheel=$(ls "$work"/dist/ntkbook-*.whl)
 echo "built $(basename "$wheel")"
 "$PYTHON" -m venv "$work/venv"

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import data, empirical, montecarlo, networks, training
+from ntkbook import data, empirical, networks
+from ntkbook.experiments import catapult, depth_width, mup
 
 # ------------------------------------------------------------------ §10.1 depth against width
 
@@ -15,7 +16,7 @@ from ntkbook import data, empirical, montecarlo, networks, training
 def test_ntk_diagonal_by_depth_matches_empirical_ntk_of_each_subnetwork(activation, beta):
     x = 2.0 * data.sphere(jax.random.key(1), 3, 5, dtype=jnp.float64)
     depths, n, seeds = (2, 3, 5, 6), 7, 2
-    got = montecarlo.ntk_diagonal_by_depth(
+    got = depth_width.ntk_diagonal_by_depth(
         jax.random.key(3), x, width=n, depths=depths, n_samples=seeds, activation=activation,
         beta=beta, sigma_w=1.3,
     )
@@ -36,7 +37,7 @@ def test_ntk_diagonal_by_depth_mean_matches_the_limit():
     # mean over initialisations is close to it at width 64: a check of the scale that does not
     # go through empirical.ntk. 4 standard errors: a false alarm has probability ~1e-4.
     x = jnp.sqrt(4.0) * data.sphere(jax.random.key(0), 1, 4, dtype=jnp.float32)
-    th = montecarlo.ntk_diagonal_by_depth(jax.random.key(2), x, width=64, depths=(2, 4),
+    th = depth_width.ntk_diagonal_by_depth(jax.random.key(2), x, width=64, depths=(2, 4),
                                           n_samples=2000)
     mean = np.asarray(th[:, :, 0]).mean(axis=0)
     sem = np.asarray(th[:, :, 0]).std(axis=0) / np.sqrt(2000)
@@ -58,13 +59,13 @@ def test_ntk_diagonal_by_depth_mean_matches_the_limit():
 def test_ntk_diagonal_by_depth_rejects_bad_arguments(kwargs, match):
     args = {"width": 4, "depths": (2, 3), "n_samples": 2} | kwargs
     with pytest.raises(ValueError, match=match):
-        montecarlo.ntk_diagonal_by_depth(jax.random.key(0), jnp.ones((1, 2)), **args)
+        depth_width.ntk_diagonal_by_depth(jax.random.key(0), jnp.ones((1, 2)), **args)
 
 
 @pytest.mark.parametrize("x", [jnp.ones(3), jnp.array([[1.0, jnp.nan]])])
 def test_ntk_diagonal_by_depth_rejects_bad_x(x):
     with pytest.raises(ValueError, match="x"):
-        montecarlo.ntk_diagonal_by_depth(jax.random.key(0), x, width=4, depths=(2,), n_samples=2)
+        depth_width.ntk_diagonal_by_depth(jax.random.key(0), x, width=4, depths=(2,), n_samples=2)
 
 
 def _log_normal_grid(c, a, widths, depths, seeds, rng):
@@ -84,7 +85,7 @@ def _log_normal_grid(c, a, widths, depths, seeds, rng):
 def test_fit_depth_width_recovers_a_known_constant(statistic, widths):
     depths = (2, 4, 8, 12)
     samples = _log_normal_grid(5.0, 1.0, widths, depths, 20000, np.random.default_rng(0))
-    fit = montecarlo.fit_depth_width(samples, widths=widths, depths=depths, statistic=statistic,
+    fit = depth_width.fit_depth_width(samples, widths=widths, depths=depths, statistic=statistic,
                                      n_boot=200)
     assert fit.contains(5.0), fit
     assert fit.ci_high - fit.ci_low < 1.0
@@ -95,7 +96,7 @@ def test_fit_depth_width_recovers_a_known_constant(statistic, widths):
 def test_fit_depth_width_rejects_a_wrong_constant():
     widths, depths = (16, 32, 64), (2, 4, 8, 12)
     samples = _log_normal_grid(2.0, 0.0, widths, depths, 20000, np.random.default_rng(1))
-    fit = montecarlo.fit_depth_width(samples, widths=widths, depths=depths, n_boot=200)
+    fit = depth_width.fit_depth_width(samples, widths=widths, depths=depths, n_boot=200)
     assert not fit.contains(5.0) and fit.contains(2.0), fit
 
 
@@ -114,15 +115,15 @@ def test_fit_depth_width_rejects_bad_arguments(kwargs, match):
     args = {"widths": (16, 32), "depths": (2, 3, 4)} | kwargs
     samples = [np.ones((5, 3)) + np.arange(5)[:, None], np.ones((5, 3)) + np.arange(5)[:, None]]
     with pytest.raises(ValueError, match=match):
-        montecarlo.fit_depth_width(samples, **args)
+        depth_width.fit_depth_width(samples, **args)
 
 
 def test_fit_depth_width_rejects_nonpositive_samples():
     bad = [np.zeros((4, 2)), np.ones((4, 2))]
     with pytest.raises(ValueError, match="samples"):
-        montecarlo.fit_depth_width(bad, widths=(8, 16), depths=(2, 3))
+        depth_width.fit_depth_width(bad, widths=(8, 16), depths=(2, 3))
     with pytest.raises(ValueError, match="depths"):
-        montecarlo.fit_depth_width([np.ones((4, 1))] * 2, widths=(8, 16), depths=(2,))
+        depth_width.fit_depth_width([np.ones((4, 1))] * 2, widths=(8, 16), depths=(2,))
 
 
 # ------------------------------------------------------------------ §10.3 large learning rates
@@ -132,17 +133,17 @@ def test_top_eigenvalue_matches_eigvalsh_and_marks_diverged_records():
     a = jax.random.normal(jax.random.key(0), (5, 5), dtype=jnp.float64)
     k = a @ a.T
     want = np.linalg.eigvalsh(np.asarray(k))[-1]
-    assert float(training.top_eigenvalue(k)) == pytest.approx(want / 5, rel=1e-12)
-    assert float(training.top_eigenvalue(k, normalise=False)) == pytest.approx(want, rel=1e-12)
+    assert float(catapult.top_eigenvalue(k)) == pytest.approx(want / 5, rel=1e-12)
+    assert float(catapult.top_eigenvalue(k, normalise=False)) == pytest.approx(want, rel=1e-12)
     stack = jnp.stack([k, k.at[0, 0].set(jnp.inf)])
-    out = training.top_eigenvalue(stack)
+    out = catapult.top_eigenvalue(stack)
     assert out.shape == (2,) and out[0] == pytest.approx(want / 5) and np.isnan(out[1])
 
 
 @pytest.mark.parametrize("bad", [np.ones(3), np.ones((2, 3)), np.ones((2, 2, 3))])
 def test_top_eigenvalue_rejects_non_square(bad):
     with pytest.raises(ValueError, match="ntk"):
-        training.top_eigenvalue(bad)
+        catapult.top_eigenvalue(bad)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_top_eigenvalue_rejects_non_square(bad):
     ],
 )
 def test_lr_phase_classifies_curves(loss, phase):
-    assert training.lr_phase(np.array(loss)) == phase
+    assert catapult.lr_phase(np.array(loss)) == phase
 
 
 @pytest.mark.parametrize(
@@ -171,7 +172,7 @@ def test_lr_phase_classifies_curves(loss, phase):
 )
 def test_lr_phase_rejects_bad_input(loss, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        training.lr_phase(loss, **kwargs)
+        catapult.lr_phase(loss, **kwargs)
 
 
 def _catapult_problem(width=512):
@@ -179,7 +180,7 @@ def _catapult_problem(width=512):
     y = jnp.sign(x[:, :1])
     net = networks.mlp((8, width, 1), activation="relu")
     params = networks.init(jax.random.key(2), net)
-    lam0 = float(training.top_eigenvalue(empirical.ntk(net, params, x, traced=True)))
+    lam0 = float(catapult.top_eigenvalue(empirical.ntk(net, params, x, traced=True)))
     return net, params, x, y, lam0
 
 
@@ -187,7 +188,7 @@ def test_lr_phases_finds_the_three_phases_of_a_relu_net_and_stops_at_divergence(
     # η < 2/λ_0: lazy (linear picture); η = 1.5 × 2/λ_0: catapult; η = 8/λ_0 ... : divergent.
     net, params, x, y, lam0 = _catapult_problem()
     lrs = np.array([0.8, 1.5, 4.0, 5.0]) * 2 / lam0
-    phases = training.lr_phases(net, params, x, y, lrs=lrs, steps=300)
+    phases = catapult.lr_phases(net, params, x, y, lrs=lrs, steps=300)
     assert phases == ("lazy", "catapult", "divergent")
 
 
@@ -195,19 +196,19 @@ def test_lr_phases_finds_the_three_phases_of_a_relu_net_and_stops_at_divergence(
 def test_lr_phases_rejects_bad_lrs(lrs):
     net, params, x, y, _ = _catapult_problem(width=8)
     with pytest.raises(ValueError, match="lrs"):
-        training.lr_phases(net, params, x, y, lrs=lrs, steps=3)
+        catapult.lr_phases(net, params, x, y, lrs=lrs, steps=3)
 
 
 # ------------------------------------------------------------------ §10.2 parametrisations
 
 
 def test_mup_scale_and_its_errors():
-    assert training.mup_scale(networks.mlp((3, 16, 1))) == pytest.approx(0.25)
-    assert training.mup_scale(networks.mlp((3, 9, 64, 2))) == pytest.approx(1 / 8)
+    assert mup.mup_scale(networks.mlp((3, 16, 1))) == pytest.approx(0.25)
+    assert mup.mup_scale(networks.mlp((3, 9, 64, 2))) == pytest.approx(1 / 8)
     with pytest.raises(ValueError, match="net"):
-        training.mup_scale(networks.mlp((3, 16, 1), parametrisation="standard"))
+        mup.mup_scale(networks.mlp((3, 16, 1), parametrisation="standard"))
     with pytest.raises(ValueError, match="net"):
-        training.mup_scale((3, 16, 1))
+        mup.mup_scale((3, 16, 1))
 
 
 def test_train_mup_is_gradient_descent_on_the_mean_field_network():
@@ -227,7 +228,7 @@ def test_train_mup_is_gradient_descent_on_the_mean_field_network():
     p = params
     for _ in range(steps):
         p = jax.tree.map(lambda a, g: a - eta * n * g, p, jax.grad(loss)(p))
-    traj = training.train_mup(net, params, x, y, lr=eta, steps=steps, record_at=(0, steps),
+    traj = mup.train_mup(net, params, x, y, lr=eta, steps=steps, record_at=(0, steps),
                               x_test=x[:2], record_ntk=True)
     np.testing.assert_allclose(traj.f_train[-1], f_mup(p, x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(traj.f_test[-1], f_mup(p, x[:2]), rtol=1e-12, atol=1e-12)
@@ -244,7 +245,7 @@ def test_train_mup_rejects_bad_lr():
     net = networks.mlp((2, 4, 1))
     params = networks.init(jax.random.key(0), net)
     with pytest.raises(ValueError, match="lr"):
-        training.train_mup(net, params, jnp.ones((2, 2)), jnp.ones((2, 1)), lr=0.0, steps=1)
+        mup.train_mup(net, params, jnp.ones((2, 2)), jnp.ones((2, 1)), lr=0.0, steps=1)
 
 
 def test_kernel_target_alignment_known_values():
@@ -307,12 +308,12 @@ def test_activation_flips_counts_sign_changes():
     net = networks.mlp((2, 3, 1), activation="relu")
     params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
     x = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-    assert float(training.activation_flips(net, params, params, x)[0]) == 0.0
+    assert float(mup.activation_flips(net, params, params, x)[0]) == 0.0
     flipped = (networks.Dense(-params[0].W, params[0].b),) + params[1:]
-    assert float(training.activation_flips(net, params, flipped, x)[0]) == 1.0
+    assert float(mup.activation_flips(net, params, flipped, x)[0]) == 1.0
     half = (networks.Dense(params[0].W.at[:, 0].multiply(-1.0), params[0].b),) + params[1:]
-    assert float(training.activation_flips(net, params, half, x)[0]) == pytest.approx(1 / 3)
+    assert float(mup.activation_flips(net, params, half, x)[0]) == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="net"):
-        training.activation_flips(networks.mlp((2, 1)), params[:1], params[:1], x)
+        mup.activation_flips(networks.mlp((2, 1)), params[:1], params[:1], x)
     with pytest.raises(ValueError, match="x"):
-        training.activation_flips(net, params, params, jnp.ones((2, 3)))
+        mup.activation_flips(net, params, params, jnp.ones((2, 3)))

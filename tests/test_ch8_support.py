@@ -7,6 +7,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from ntkbook import empirical, networks, training
+from ntkbook.experiments import lazy_training
 
 NET = networks.mlp((3, 7, 5, 1), activation="tanh", beta=0.3)
 
@@ -21,7 +22,7 @@ def _x(n=4, seed=1):
 
 def test_jacobian_sizes_match_explicit_gradient_and_ntk_diagonal():
     p, x = _params(), _x()
-    js = empirical.jacobian_sizes(NET, p, x)
+    js = lazy_training.jacobian_sizes(NET, p, x)
     g = jax.grad(lambda q: networks.forward(NET, q, x[1:2]).pre[-1][0, 0])(p)
     for ell, layer in enumerate(g):
         np.testing.assert_allclose(js.sumsq_w[1, ell], jnp.sum(layer.W**2), rtol=1e-12)
@@ -37,11 +38,11 @@ def test_jacobian_sizes_errors():
     p = _params()
     with pytest.raises(ValueError, match="net"):
         two = networks.mlp((3, 7, 2))
-        empirical.jacobian_sizes(two, networks.init(jax.random.key(0), two), _x())
+        lazy_training.jacobian_sizes(two, networks.init(jax.random.key(0), two), _x())
     with pytest.raises(ValueError, match="x"):
-        empirical.jacobian_sizes(NET, p, jnp.ones((2, 4)))
+        lazy_training.jacobian_sizes(NET, p, jnp.ones((2, 4)))
     with pytest.raises(ValueError, match="params"):
-        empirical.jacobian_sizes(NET, p[:2], _x())
+        lazy_training.jacobian_sizes(NET, p[:2], _x())
 
 
 def _dense_hessian(p, x):
@@ -53,7 +54,7 @@ def _dense_hessian(p, x):
 def test_hessian_norm_matches_dense_hessian():
     p, x = _params(), _x(1)
     exact = float(jnp.max(jnp.abs(jnp.linalg.eigvalsh(_dense_hessian(p, x)))))
-    hist = empirical.hessian_norm(NET, p, x, iters=300)
+    hist = lazy_training.hessian_norm(NET, p, x, iters=300)
     assert hist.shape == (300,)
     assert float(hist[-1]) == pytest.approx(exact, rel=1e-4)
     # every iterate is a lower bound (‖Hv‖ ≤ ‖H‖ for a unit v)
@@ -63,9 +64,9 @@ def test_hessian_norm_matches_dense_hessian():
 def test_hessian_norm_errors():
     p = _params()
     with pytest.raises(ValueError, match="x"):
-        empirical.hessian_norm(NET, p, _x(2))
+        lazy_training.hessian_norm(NET, p, _x(2))
     with pytest.raises(ValueError, match="iters"):
-        empirical.hessian_norm(NET, p, _x(1), iters=0)
+        lazy_training.hessian_norm(NET, p, _x(1), iters=0)
 
 
 def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
@@ -78,7 +79,7 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
         h = jax.hessian(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
         g = jax.grad(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
         p = jax.tree.map(jnp.add, p0, direction)
-        t = empirical.taylor_terms(NET, p0, p, x)
+        t = lazy_training.taylor_terms(NET, p0, p, x)
         np.testing.assert_allclose(t.linear[i], g @ d, rtol=1e-10)
         np.testing.assert_allclose(t.quadratic[i], 0.5 * d @ h @ d, rtol=1e-10)
         np.testing.assert_allclose(t.delta_norm, jnp.linalg.norm(d), rtol=1e-12)
@@ -86,7 +87,7 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
     errs = []
     for s in (1.0, 0.5):
         p = jax.tree.map(lambda a, b, s=s: a + s * b, p0, direction)
-        t = empirical.taylor_terms(NET, p0, p, x)
+        t = lazy_training.taylor_terms(NET, p0, p, x)
         errs.append(float(jnp.max(jnp.abs(t.remainder - t.quadratic))))
     assert 6.0 < errs[0] / errs[1] < 10.0
 
@@ -94,13 +95,13 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
 def test_taylor_terms_errors():
     p = _params()
     with pytest.raises(ValueError, match="params"):
-        empirical.taylor_terms(NET, p, p[:2], _x())
+        lazy_training.taylor_terms(NET, p, p[:2], _x())
 
 
 def test_train_rescaled_scale_one_is_centred_gd_and_lr_over_a2_is_lazy():
     p0, x = _params(dtype=jnp.float64), _x(6)
     y = jnp.sin(x[:, :1])
-    one = training.train_rescaled(NET, p0, x, y, scale=1.0, lr=0.5, steps=40, record_at=3)
+    one = lazy_training.train_rescaled(NET, p0, x, y, scale=1.0, lr=0.5, steps=40, record_at=3)
     # scale 1, centred: GD with d = f − f0 − y, i.e. plain train() on targets y + f0
     f0 = networks.apply(NET, p0, x)
     ref = training.train(NET, p0, x, y + f0, lr=0.5, steps=40, record_at=3)
@@ -110,8 +111,9 @@ def test_train_rescaled_scale_one_is_centred_gd_and_lr_over_a2_is_lazy():
     # η = η0/a²: the function-space trajectory tends to the linearised one; θ moves O(1/a)
     rel, dist = [], []
     for a in (10.0, 100.0):
-        tr = training.train_rescaled(NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40, record_at=3)
-        lin = training.train_rescaled(
+        tr = lazy_training.train_rescaled(NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40,
+                                          record_at=3)
+        lin = lazy_training.train_rescaled(
             NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40, record_at=3, linearised=True
         )
         rel.append(float(tr.rel_change[-1]))
@@ -133,6 +135,6 @@ def test_train_rescaled_errors(kwargs, name):
     p0, x = _params(), _x(4)
     args = {"scale": 1.0, "lr": 0.1, "steps": 10, **kwargs}
     with pytest.raises(ValueError, match=name):
-        training.train_rescaled(NET, p0, x, jnp.zeros((4, 1)), **args)
+        lazy_training.train_rescaled(NET, p0, x, jnp.zeros((4, 1)), **args)
     with pytest.raises(ValueError, match="y"):
-        training.train_rescaled(NET, p0, x, jnp.zeros((3, 1)), scale=1.0, lr=0.1, steps=1)
+        lazy_training.train_rescaled(NET, p0, x, jnp.zeros((3, 1)), scale=1.0, lr=0.1, steps=1)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ntkbook import montecarlo, networks
+from ntkbook.experiments import moments
 
 
 def test_z_scores_match_the_formula_and_detect_a_wrong_reference() -> None:
@@ -116,13 +117,13 @@ def test_kernel_projection() -> None:
 
 def test_kurtosis_constant_closed_forms() -> None:
     # ReLU: E h₊⁴ = 3v²/2, E h₊² = v/2 → 3·(3/2)/(1/4) − 3 = 15 at any v; identity: w·h → 6
-    assert montecarlo.kurtosis_constant("relu") == pytest.approx(15.0, rel=1e-6)
-    assert montecarlo.kurtosis_constant("relu", variance=3.0) == pytest.approx(15.0, rel=1e-6)
-    assert montecarlo.kurtosis_constant("identity", variance=2.0) == pytest.approx(6.0, rel=1e-6)
+    assert moments.kurtosis_constant("relu") == pytest.approx(15.0, rel=1e-6)
+    assert moments.kurtosis_constant("relu", variance=3.0) == pytest.approx(15.0, rel=1e-6)
+    assert moments.kurtosis_constant("identity", variance=2.0) == pytest.approx(6.0, rel=1e-6)
     # a bias adds β² to the variance, not to the fourth cumulant: (3·3/2 − 3/4)/(1/2 + β²)²
-    assert montecarlo.kurtosis_constant("relu", beta=0.5) == pytest.approx(3.75 / 0.5625, rel=1e-6)
+    assert moments.kurtosis_constant("relu", beta=0.5) == pytest.approx(3.75 / 0.5625, rel=1e-6)
     # erf: the rule has converged (two node counts agree)
-    a, b = (montecarlo.kurtosis_constant("erf", points=p) for p in (60, 120))
+    a, b = (moments.kurtosis_constant("erf", points=p) for p in (60, 120))
     assert a == pytest.approx(b, rel=1e-6)
 
 
@@ -137,7 +138,7 @@ def test_kurtosis_constant_against_networks() -> None:
 
     f = montecarlo.ensemble(draw, jax.random.key(3), s)
     kappa = n * float(montecarlo.excess_kurtosis(f))
-    exact = montecarlo.kurtosis_constant("erf", beta=0.5)
+    exact = moments.kurtosis_constant("erf", beta=0.5)
     # the estimator's standard error ≈ √(24/S)·(1 + κ-dependent terms); n·√(24/S)·3 ≈ 0.13
     assert abs(kappa - exact) < 0.15 + 0.1 * exact, (kappa, exact)
 
@@ -155,4 +156,4 @@ def test_kurtosis_constant_against_networks() -> None:
 def test_kurtosis_constant_errors(kwargs: dict, match: str) -> None:
     act = kwargs.pop("activation")
     with pytest.raises(ValueError, match=match):
-        montecarlo.kurtosis_constant(act, **kwargs)
+        moments.kurtosis_constant(act, **kwargs)

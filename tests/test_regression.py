@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg as sl
 
-from ntkbook import regression
+from ntkbook import limits, regression
 
 N, M, K = 6, 4, 2
 
@@ -82,7 +82,7 @@ def test_rank_deficient_kernel_is_fine_at_finite_time():
 def test_gradient_descent_matches_explicit_iteration():
     txx, tzx, _, y, f0x, f0z = _problem(3)
     lr, steps = 2.0, [0, 1, 7, 30]
-    out = regression.gradient_descent(txx, y, f0x, steps=steps, lr=lr, theta_zx=tzx, f0_z=f0z)
+    out = regression.gradient_descent(txx, y, f0x, t=steps, lr=lr, theta_zx=tzx, f0_z=f0z)
     fx, fz = f0x.copy(), f0z.copy()
     for k in range(max(steps) + 1):
         if k in steps:
@@ -206,7 +206,7 @@ def test_bad_inputs_name_the_argument():
     _bad(lambda: gf(txx, y, t=1.0, theta_zx=tzx[:, :-1]), "theta_zx")
     _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx), "f0_z")
     _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx, f0_z=f0z[:-1]), "f0_z")
-    _bad(lambda: regression.gradient_descent(txx, y, steps=1.5, lr=1.0), "steps")
+    _bad(lambda: regression.gradient_descent(txx, y, t=1.5, lr=1.0), "t")
     singular = _psd(15, N, 2)
     _bad(lambda: regression.gp_posterior(singular, k_zx=tzx, k_zz=kzz, y=y), "k_xx")
     _bad(lambda: regression.gp_posterior(txx, k_zx=tzx, k_zz=kzz[:-1, :-1], y=y), "k_zz")
@@ -215,6 +215,10 @@ def test_bad_inputs_name_the_argument():
     _bad(lambda: em(theta_xx=txx[:-1, :-1], theta_zx=tzx, t=1.0), "theta_xx")
     _bad(lambda: em(theta_xx=txx, theta_zx=tzx[:-1], t=1.0), "theta_zx")
     _bad(lambda: em(theta_xx=singular, theta_zx=tzx, t=np.inf), "theta_xx")
+    # a missing test kernel is a ValueError naming it (it was an AttributeError in descent)
+    _bad(lambda: em(theta_xx=txx, theta_zx=None, t=1.0), "theta_zx")
+    de = functools.partial(regression.descent_ensemble_moments, txx, tzx, kzz, txx)
+    _bad(lambda: de(None, y, t=1, lr=0.1), "theta_zx")
 
 
 def _nan(a):
@@ -228,3 +232,104 @@ def test_jax_inputs_accepted():
     a = regression.gradient_flow(jnp.asarray(txx), jnp.asarray(y), jnp.asarray(f0x), t=1.0)
     b = regression.gradient_flow(txx, y, f0x, t=1.0)
     np.testing.assert_array_equal(a.train, b.train)
+
+
+# ---------------------------------------------------------------------------------------------
+# mse_ensemble: the one-call predictor (nt.predict.gradient_descent_mse_ensemble)
+
+
+def _ensemble_reference(kern, theta, y, a):
+    """Mean and covariance of f_t(Z) = f_0(Z) + B (Y − f_0(X)), f_0 ~ GP(0, K) on X ∪ Z, with
+    B = Θ_ZX V diag((1 − e^{−aλ})/λ) Vᵀ from numpy's eigendecomposition of Θ_XX (a = ∞: 1/λ);
+    the covariance as (I, −B) K (I, −B)ᵀ over the joint (Z, X) block."""
+    lam, v = np.linalg.eigh(theta[:N, :N])
+    g = 1 / lam if np.isinf(a) else -np.expm1(-a * lam) / lam
+    b = theta[N:, :N] @ v @ np.diag(g) @ v.T
+    proj = np.hstack([np.eye(M), -b])
+    joint = np.block([[kern[N:, N:], kern[N:, :N]], [kern[:N, N:], kern[:N, :N]]])
+    return b @ y, proj @ joint @ proj.T
+
+
+def _blocks(seed):
+    kern, theta = _psd(seed, N + M, N + M + 1), _psd(seed + 1, N + M, N + M + 2)
+    blocks = regression.KernelBlocks(
+        kern[:N, :N], kern[N:, :N], kern[N:, N:], theta[:N, :N], theta[N:, :N]
+    )
+    return blocks, kern, theta, np.random.default_rng(seed).normal(size=(N, K))
+
+
+@pytest.mark.parametrize("get", ["ntk", "nngp"])
+def test_mse_ensemble_matches_eigendecomposition_closed_form(get):
+    blocks, kern, theta, y = _blocks(20)
+    train_kernel = theta if get == "ntk" else kern  # "nngp": only the readout trains, under K
+    times, lr = np.array([0.0, 0.4, 3.0, 50.0, np.inf]), 0.8
+    out = regression.mse_ensemble(blocks, y, t=times, get=get, lr=lr)
+    assert out.mean.shape == (5, M, K) and out.cov.shape == (5, M, M)
+    for i, t in enumerate(times):
+        mean, cov = _ensemble_reference(kern, train_kernel, y, lr * t / N)
+        # float64 on both sides, kernels with condition number ~1e2–1e3: agreement to
+        # ~1e3 · eps · cond; 1e-9 leaves margin, while a wrong s (1 for 1/N) or a missing
+        # cross term changes entries by O(0.1)
+        np.testing.assert_allclose(out.mean[i], mean, atol=1e-9)
+        np.testing.assert_allclose(out.cov[i], cov, atol=1e-9)
+
+
+def test_mse_ensemble_prior_at_zero_and_limits_at_infinity():
+    blocks, kern, theta, y = _blocks(22)
+    for get in ("ntk", "nngp"):
+        at0 = regression.mse_ensemble(blocks, y, t=0.0, get=get)
+        np.testing.assert_array_equal(at0.mean, np.zeros((M, K)))  # t = 0: the prior GP(0, K)
+        np.testing.assert_allclose(at0.cov, kern[N:, N:], atol=1e-13)
+        late = regression.mse_ensemble(blocks, y, t=1e4 * N, get=get)
+        inf = regression.mse_ensemble(blocks, y, t=np.inf, get=get)
+        # e^{−λ_min t/N} with λ_min ≳ 1e-2: below 1e-40 at t = 1e4 N, so t → ∞ is reached
+        np.testing.assert_allclose(late.mean, inf.mean, atol=1e-9)
+        np.testing.assert_allclose(late.cov, inf.cov, atol=1e-9)
+    ntk_inf = regression.mse_ensemble(blocks, y, t=np.inf)
+    np.testing.assert_allclose(
+        ntk_inf.mean, theta[N:, :N] @ np.linalg.solve(theta[:N, :N], y), atol=1e-10
+    )
+    # NNGP at t = ∞: exact GP inference (Lee et al. 2019, §2.3), here by Cholesky
+    gp = regression.gp_posterior(kern[:N, :N], kern[N:, :N], kern[N:, N:], y)
+    nngp_inf = regression.mse_ensemble(blocks, y, t=np.inf, get="nngp")
+    np.testing.assert_allclose(nngp_inf.mean, gp.mean, atol=1e-10)
+    np.testing.assert_allclose(nngp_inf.cov, gp.cov, atol=1e-10)
+
+
+def test_mse_ensemble_discrete_steps_and_conventions():
+    blocks, kern, theta, y = _blocks(24)
+    lr, steps = 0.5 * N / np.linalg.eigvalsh(theta[:N, :N])[-1], 7
+    out = regression.mse_ensemble(blocks, y, t=steps, lr=lr, discrete=True)
+    # dense reference: B = Θ_ZX Θ⁻¹ (I − (I − ηΘ/N)^k)
+    decay = np.eye(N) - np.linalg.matrix_power(np.eye(N) - lr / N * theta[:N, :N], steps)
+    b = theta[N:, :N] @ np.linalg.solve(theta[:N, :N], decay)
+    np.testing.assert_allclose(out.mean, b @ y, atol=1e-10)
+    # normalise=False is the plain sum-of-squares cost: time N t there equals t here
+    plain = regression.mse_ensemble(blocks, y, t=2.0, normalise=False)
+    np.testing.assert_allclose(
+        plain.cov, regression.mse_ensemble(blocks, y, t=2.0 * N).cov, atol=1e-10
+    )
+    # reg enters the training kernel: at t = ∞ the mean is kernel ridge regression
+    ridge = regression.mse_ensemble(blocks, y, t=np.inf, reg=0.3)
+    want = theta[N:, :N] @ np.linalg.solve(theta[:N, :N] + 0.3 * np.eye(N), y)
+    np.testing.assert_allclose(ridge.mean, want, atol=1e-10)
+    _bad(lambda: regression.mse_ensemble(blocks, y, t=1.0, get="gp"), "get")
+    _bad(lambda: regression.mse_ensemble(blocks, y, t=1.5, lr=0.1, discrete=True), "t")
+    _bad(lambda: regression.mse_ensemble(blocks, y[:-1], t=1.0), "y")
+
+
+def test_kernel_blocks_from_one_call_match_separate_calls():
+    rng = np.random.default_rng(26)
+    x, z = rng.normal(size=(N, 3)), rng.normal(size=(M, 3))
+
+    def kernel_fn(a, b):
+        k = limits.kernels(a, b, depth=3, beta=0.2, layers=(3,))
+        return k.sigma[0], k.theta[0]
+
+    blocks = regression.kernel_blocks(x, z, kernel_fn=kernel_fn)
+    opts = dict(depth=3, beta=0.2)
+    want = (limits.nngp(x, **opts), limits.nngp(z, x, **opts), limits.nngp(z, **opts),
+            limits.ntk(x, **opts), limits.ntk(z, x, **opts))  # fmt: skip
+    for got, ref in zip(blocks, want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    _bad(lambda: regression.kernel_blocks(x, z[:, :2], kernel_fn=kernel_fn), "x_test")

@@ -124,7 +124,7 @@ def _blocks(seed=7):
 def test_descent_moments_against_monte_carlo_iteration():
     blocks, kern, theta, y = _blocks()
     lr, steps = 0.7 * N / np.linalg.eigvalsh(theta[:N, :N])[-1], 5
-    got = regression.descent_ensemble_moments(**blocks, steps=steps, lr=lr)
+    got = regression.descent_ensemble_moments(**blocks, t=steps, lr=lr)
     # explicit iteration of f ← f − (η/N) Θ(·, X)(f(X) − y) on exact Gaussian draws of f_0
     rng = np.random.default_rng(0)
     f = rng.multivariate_normal(np.zeros(N + M), kern, size=(20000, K)).transpose(0, 2, 1)
@@ -144,16 +144,16 @@ def test_descent_moments_tend_to_flow_moments():
     flow = regression.ensemble_moments(**blocks, t=t)
     errs = []
     for k in (100, 200, 400):
-        d = regression.descent_ensemble_moments(**blocks, steps=k, lr=t / k)
+        d = regression.descent_ensemble_moments(**blocks, t=k, lr=t / k)
         gap = jnp.max(jnp.abs(d.cov - flow.cov)) + jnp.max(jnp.abs(d.mean - flow.mean))
         errs.append(float(gap))
     # an O(η) error: halving η halves it (ratio 2, not 4 or √2)
     assert abs(errs[0] / errs[1] - 2) < 0.05 and abs(errs[1] / errs[2] - 2) < 0.05, errs
-    stacked = regression.descent_ensemble_moments(**blocks, steps=[0, 3], lr=0.1)
+    stacked = regression.descent_ensemble_moments(**blocks, t=[0, 3], lr=0.1)
     assert stacked.mean.shape == (2, M, K) and stacked.cov.shape == (2, M, M)
     np.testing.assert_allclose(stacked.cov[0], blocks["k_zz"], atol=1e-12)  # no step: prior
     with pytest.raises(ValueError, match="k_zz"):
-        regression.descent_ensemble_moments(**{**blocks, "k_zz": np.eye(M + 1)}, steps=1, lr=0.1)
+        regression.descent_ensemble_moments(**{**blocks, "k_zz": np.eye(M + 1)}, t=1, lr=0.1)
 
 
 def test_expected_test_cost_against_sampling():

@@ -51,7 +51,7 @@ def test_linearised_gd_equals_discrete_closed_form(normalise):
     theta_xx = _explicit_ntk(net, params, x, x)
     theta_zx = _explicit_ntk(net, params, x_test, x)
     want = regression.gradient_descent(
-        theta_xx, y, traj.f_train[0], steps=np.asarray(traj.steps), lr=lr,
+        theta_xx, y, traj.f_train[0], t=np.asarray(traj.steps), lr=lr,
         theta_zx=theta_zx, f0_z=traj.f_test[0], normalise=normalise,
     )
     # both sides are exact float64 computations of the same iteration: round-off ~steps·eps·‖Y‖
@@ -91,7 +91,7 @@ def test_wide_network_tracks_its_kernel_at_the_inverse_sqrt_width_rate():
             traj = training.train(net, params, x, y, lr=1.0, steps=300, record_at=7)
             theta = empirical.ntk(net, params, x, traced=True)
             lin = regression.gradient_descent(
-                theta, y, traj.f_train[0], steps=np.asarray(traj.steps), lr=1.0
+                theta, y, traj.f_train[0], t=np.asarray(traj.steps), lr=1.0
             )
             dev = jnp.linalg.norm(traj.f_train - lin.train, axis=(1, 2))
             devs[a, s] = float(jnp.max(dev) / jnp.linalg.norm(y - traj.f_train[0]))

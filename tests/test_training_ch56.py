@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ntkbook import costs, empirical, networks, training
+from ntkbook.experiments import lemma1
 
 BETA = 0.3
 
@@ -35,7 +36,7 @@ def test_layer_directions_give_the_weight_gradients(setup):
         return jnp.mean(jnp.sum(f * d, axis=1))  # ∂C/∂f = d (p_in convention)
 
     grads = jax.grad(cost)(params)
-    dirs = training.layer_directions(net, params, x, d)
+    dirs = lemma1.layer_directions(net, params, x, d)
     post = networks.forward(net, params, x).post
     assert [q.shape for q in dirs] == [(5, 16), (5, 12), (5, 2)]
     np.testing.assert_array_equal(dirs[-1], d)
@@ -47,7 +48,7 @@ def test_layer_directions_give_the_weight_gradients(setup):
 def test_layer_directions_bound_by_lipschitz_and_op_norm(setup):
     net, params, x = setup
     d = jax.random.normal(jax.random.key(3), (5, 2))
-    dirs = training.layer_directions(net, params, x, d)
+    dirs = lemma1.layer_directions(net, params, x, d)
     c = 2 / np.sqrt(np.pi)
     for ell in range(1, net.depth):
         w = float(training.op_norm(params[ell].W)) / np.sqrt(net.widths[ell])
@@ -57,14 +58,14 @@ def test_layer_directions_bound_by_lipschitz_and_op_norm(setup):
 def test_layer_directions_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="d"):
-        training.layer_directions(net, params, x, jnp.ones((4, 2)))
+        lemma1.layer_directions(net, params, x, jnp.ones((4, 2)))
     with pytest.raises(ValueError, match="d"):
-        training.layer_directions(net, params, x, jnp.ones((5, 3)))
+        lemma1.layer_directions(net, params, x, jnp.ones((5, 3)))
     with pytest.raises(ValueError, match="x"):
-        training.layer_directions(net, params, jnp.ones((5, 4)), jnp.ones((5, 2)))
+        lemma1.layer_directions(net, params, jnp.ones((5, 4)), jnp.ones((5, 2)))
     std = networks.mlp((3, 16, 12, 2), activation="erf", parametrisation="standard")
     with pytest.raises(ValueError, match="net"):
-        training.layer_directions(std, networks.init(jax.random.key(0), std), x, jnp.ones((5, 2)))
+        lemma1.layer_directions(std, networks.init(jax.random.key(0), std), x, jnp.ones((5, 2)))
 
 
 # ------------------------------------------------------------------ neuron_changes
@@ -72,14 +73,14 @@ def test_layer_directions_errors(setup):
 
 def test_neuron_changes_at_zero_time_and_by_hand(setup):
     net, params, x = setup
-    at0 = training.neuron_changes(net, params, params, x)
+    at0 = lemma1.neuron_changes(net, params, params, x)
     np.testing.assert_array_equal(at0.w_change, 0.0)
     np.testing.assert_array_equal(at0.pre_change, 0.0)
     np.testing.assert_allclose(at0.w0, np.linalg.norm(params[2].W, axis=1))
     act = np.asarray(networks.forward(net, params, x).post[2])
     np.testing.assert_allclose(at0.act0, np.sqrt(np.mean(act**2, axis=0)))
     moved = _moved(net, params, x)
-    ch = training.neuron_changes(net, moved, params, x, layer=1)
+    ch = lemma1.neuron_changes(net, moved, params, x, layer=1)
     pre = [np.asarray(networks.forward(net, p, x).pre[0]) for p in (moved, params)]
     np.testing.assert_allclose(ch.pre_change, np.sqrt(np.mean((pre[0] - pre[1]) ** 2, axis=0)))
     np.testing.assert_allclose(ch.w_change, np.linalg.norm(moved[1].W - params[1].W, axis=1))
@@ -90,15 +91,15 @@ def test_neuron_changes_at_zero_time_and_by_hand(setup):
 def test_neuron_changes_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="layer"):
-        training.neuron_changes(net, params, params, x, layer=3)
+        lemma1.neuron_changes(net, params, params, x, layer=3)
     with pytest.raises(ValueError, match="params"):
-        training.neuron_changes(net, params, params[:2], x)
+        lemma1.neuron_changes(net, params, params[:2], x)
     one = networks.mlp((3, 2))
     p1 = networks.init(jax.random.key(0), one)
     with pytest.raises(ValueError, match="net"):
-        training.neuron_changes(one, p1, p1, x)
+        lemma1.neuron_changes(one, p1, p1, x)
     with pytest.raises(ValueError, match="c"):
-        training.neuron_changes(net, params, params, x).gronwall_a(0.0)
+        lemma1.neuron_changes(net, params, params, x).gronwall_a(0.0)
 
 
 # ------------------------------------------------------------------ lemma1_norms
@@ -107,7 +108,7 @@ def test_neuron_changes_errors(setup):
 def test_lemma1_norms_by_hand(setup):
     net, params, x = setup
     moved = _moved(net, params, x)
-    q = training.lemma1_norms(net, moved, params, x)
+    q = lemma1.lemma1_norms(net, moved, params, x)
     assert q.a.shape == (2,)
     for k in (1, 2):
         s = 1 / np.sqrt(net.widths[k])
@@ -124,7 +125,7 @@ def test_lemma1_norms_by_hand(setup):
             q.w_change[k - 1], s * np.linalg.norm(moved[k].W - params[k].W, 2), rtol=1e-10)
     big_a = q.a0 + 1.5 * q.a_change + q.w0 + q.w_change
     np.testing.assert_allclose(q.big_a(1.5), big_a.sum())
-    at0 = training.lemma1_norms(net, params, params, x)
+    at0 = lemma1.lemma1_norms(net, params, params, x)
     np.testing.assert_array_equal(at0.a_change, 0.0)
     np.testing.assert_array_equal(at0.w_change, 0.0)
 
@@ -132,9 +133,9 @@ def test_lemma1_norms_by_hand(setup):
 def test_lemma1_norms_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="x"):
-        training.lemma1_norms(net, params, params, jnp.full((5, 3), jnp.nan))
+        lemma1.lemma1_norms(net, params, params, jnp.full((5, 3), jnp.nan))
     with pytest.raises(ValueError, match="c"):
-        training.lemma1_norms(net, params, params, x).big_a(-1.0)
+        lemma1.lemma1_norms(net, params, params, x).big_a(-1.0)
 
 
 # ------------------------------------------------------------------ singular_values
@@ -172,11 +173,11 @@ def test_singular_values_errors():
 def test_scaled_mse_value_gradient_and_training():
     f = jnp.array([[1.0], [3.0]])
     y = jnp.array([[0.5], [0.0]])
-    cost = training.scaled_mse(0.5)
+    cost = costs.scaled_mse(0.5)
     np.testing.assert_allclose(cost.value(f, y), 0.5 * np.mean(np.array([0.0, 1.5]) ** 2))
     np.testing.assert_allclose(cost.grad(f, y), jax.vmap(jax.grad(
         lambda fi, yi: 0.5 * jnp.sum((0.5 * fi - yi) ** 2)))(f, y))
-    np.testing.assert_allclose(training.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
+    np.testing.assert_allclose(costs.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
     # κ = 1 is plain least squares: the same trajectory as the default cost
     net = networks.mlp((2, 8, 1), activation="tanh")
     p = networks.init(jax.random.key(0), net, dtype=jnp.float64)
@@ -184,26 +185,26 @@ def test_scaled_mse_value_gradient_and_training():
     yy = jnp.ones((4, 1))
     a = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2)
     b = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2,
-                       cost=training.scaled_mse(1.0))
+                       cost=costs.scaled_mse(1.0))
     np.testing.assert_allclose(a.f_train, b.f_train, rtol=1e-12)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
     with pytest.raises(ValueError, match="kappa"):
-        training.scaled_mse(0.0)
+        costs.scaled_mse(0.0)
 
 
 # ------------------------------------------------------------------ empirical (Lemma 1)
 
 
-def test_subnetwork_ntk_full_base_case_and_trace(setup):
+def test_subnetwork_ntk_untraced_base_case_and_trace(setup):
     net, params, x = setup
-    t1 = empirical.subnetwork_ntk_full(net, params, x, layer=1)
+    t1 = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
     want = (x @ x.T / 3 + BETA**2)[:, :, None, None] * jnp.eye(16)[None, None]
     np.testing.assert_allclose(t1, want, atol=1e-13)
-    t2 = empirical.subnetwork_ntk_full(net, params, x, layer=2)
+    t2 = empirical.subnetwork_ntk(net, params, x, layer=2, traced=False)
     traced = empirical.subnetwork_ntk(net, params, x, layer=2)
     np.testing.assert_allclose(jnp.trace(t2, axis1=2, axis2=3) / 12, traced, rtol=1e-12)
     with pytest.raises(ValueError, match="layer"):
-        empirical.subnetwork_ntk_full(net, params, x, layer=4)
+        empirical.subnetwork_ntk(net, params, x, layer=4, traced=False)
 
 
 def test_ntk_recursion_matches_autodiff(setup):
@@ -211,9 +212,9 @@ def test_ntk_recursion_matches_autodiff(setup):
     moved = _moved(net, params, x, steps=10)
     for p in (params, moved):
         for ell in (1, 2):
-            theta = empirical.subnetwork_ntk_full(net, p, x, layer=ell)
-            got = empirical.ntk_recursion(net, p, x, theta, layer=ell)
-            want = empirical.subnetwork_ntk_full(net, p, x, layer=ell + 1)
+            theta = empirical.subnetwork_ntk(net, p, x, layer=ell, traced=False)
+            got = lemma1.ntk_recursion(net, p, x, theta, layer=ell)
+            want = empirical.subnetwork_ntk(net, p, x, layer=ell + 1, traced=False)
             np.testing.assert_allclose(got, want, atol=1e-12)
 
 
@@ -223,25 +224,25 @@ def test_ntk_recursion_needs_the_transpose():
     net = networks.mlp((2, 6, 6, 1), activation="erf", beta=BETA)
     p = networks.init(jax.random.key(5), net, dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(6), (3, 2))
-    theta = empirical.subnetwork_ntk_full(net, p, x, layer=1)
+    theta = empirical.subnetwork_ntk(net, p, x, layer=1, traced=False)
     flipped = (p[0], networks.Dense(p[1].W.T, p[1].b), p[2])
-    a = empirical.ntk_recursion(net, p, x, theta, layer=1)
-    b = empirical.ntk_recursion(net, flipped, x, theta, layer=1)
+    a = lemma1.ntk_recursion(net, p, x, theta, layer=1)
+    b = lemma1.ntk_recursion(net, flipped, x, theta, layer=1)
     assert float(jnp.max(jnp.abs(a - b))) > 1e-3
 
 
 def test_ntk_recursion_errors(setup):
     net, params, x = setup
-    theta = empirical.subnetwork_ntk_full(net, params, x, layer=1)
+    theta = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
     with pytest.raises(ValueError, match="theta"):
-        empirical.ntk_recursion(net, params, x, theta[:, :, :3, :3], layer=1)
+        lemma1.ntk_recursion(net, params, x, theta[:, :, :3, :3], layer=1)
     with pytest.raises(ValueError, match="theta"):
-        empirical.ntk_recursion(net, params, x, theta * jnp.nan, layer=1)
+        lemma1.ntk_recursion(net, params, x, theta * jnp.nan, layer=1)
     with pytest.raises(ValueError, match="layer"):
-        empirical.ntk_recursion(net, params, x, theta, layer=3)
+        lemma1.ntk_recursion(net, params, x, theta, layer=3)
     std = networks.mlp((3, 16, 12, 2), activation="erf", parametrisation="standard")
     with pytest.raises(ValueError, match="net"):
-        empirical.ntk_recursion(std, networks.init(jax.random.key(0), std), x, theta, layer=1)
+        lemma1.ntk_recursion(std, networks.init(jax.random.key(0), std), x, theta, layer=1)
 
 
 def test_kernel_op_norm():

@@ -37,7 +37,7 @@ def test_readout_only_is_kernel_descent_with_the_last_layer_kernel():
     kern = layers @ layers.T / n + net.beta**2                    # last-layer kernel, exact
     f0 = networks.apply(net, params, x)
     traj = training.train(net, params, x, y, lr=0.7, steps=25, record_at=[25], trainable=[1])
-    expect = regression.gradient_descent(kern, y, f0, steps=25, lr=0.7).train
+    expect = regression.gradient_descent(kern, y, f0, t=25, lr=0.7).train
     # read-out training is exactly linear: agreement to float64 round-off
     np.testing.assert_allclose(traj.f_train[0], expect, atol=1e-10)
 
