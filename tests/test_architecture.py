@@ -14,6 +14,7 @@ import ast
 import re
 from pathlib import Path
 
+import jupytext
 import pytest
 
 PACKAGE = "ntkbook"
@@ -224,3 +225,35 @@ def test_no_test_file_defines_a_name_twice() -> None:
                  if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
         twice += [f"{path.name}: {n}" for n in sorted(set(names)) if names.count(n) > 1]
     assert not twice, twice
+
+
+MAX_VISIBLE_CELL = 40
+HIDDEN_TAGS = frozenset({"hide-input", "remove-input", "hide-cell", "remove-cell"})
+
+
+def _long_visible_cells(text: str) -> list[tuple[int, int]]:
+    """(cell index, lines) of every code cell a reader sees that is longer than the limit."""
+    nb = jupytext.reads(text, fmt="md:myst")
+    return [
+        (i, len(cell.source.splitlines()))
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        and not HIDDEN_TAGS & set(cell.metadata.get("tags", []))
+        and len(cell.source.splitlines()) > MAX_VISIBLE_CELL
+    ]
+
+
+def test_no_visible_code_cell_over_40_lines() -> None:
+    # issue 21: the reader sees the experiment; bookkeeping goes in hide-input cells
+    chapters = sorted((ROOT.parent / "book").glob("*.md"))
+    assert len(chapters) >= 12
+    long = {p.name: cells for p in chapters if (cells := _long_visible_cells(p.read_text("utf-8")))}
+    assert not long, f"visible code cells over {MAX_VISIBLE_CELL} lines (index, lines): {long}"
+
+
+def test_the_cell_length_check_can_fail() -> None:
+    body = "\n".join(f"x{i} = {i}" for i in range(MAX_VISIBLE_CELL + 1))
+    visible = f"```{{code-cell}} ipython3\n{body}\n```\n"
+    hidden = f"```{{code-cell}} ipython3\n:tags: [hide-input]\n\n{body}\n```\n"
+    assert _long_visible_cells(visible) == [(0, MAX_VISIBLE_CELL + 1)]
+    assert _long_visible_cells(hidden) == []
