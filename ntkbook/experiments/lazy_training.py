@@ -211,7 +211,7 @@ class HessianNorm(NamedTuple):
     r"""Result of :func:`hessian_norm`.
 
     Attributes:
-        norm: |λ| of the Ritz value of largest modulus, the estimate of ‖H‖₂.
+        norm: :math:`\lvert\lambda\rvert` of the Ritz value of largest modulus, estimating ‖H‖₂.
         residual: :math:`\lVert Hz - \lambda z\rVert / \lvert\lambda\rvert` of its Ritz vector z.
         iterations: power iterations run (two Hessian–vector products each).
     """
