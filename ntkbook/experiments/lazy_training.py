@@ -268,7 +268,8 @@ def hessian_norm(
     .. math::
 
         H = \frac{\partial^2 f(x)}{\partial\theta\,\partial\theta^\top}, \qquad
-        v_{k+1} = \frac{H^2 v_k}{\lVert H^2 v_k\rVert}, \qquad
+        v_{k+1} = \frac{H^2 v_k}{\lVert H^2 v_k\rVert},
+
         (\lambda, z) = \text{Ritz pair of largest } \lvert\lambda\rvert
             \text{ of } H \text{ on } \mathrm{span}\{v_k, Hv_k\},
 

@@ -1,9 +1,10 @@
-r"""μP / mean-field training, where features are learned (Yang & Hu 2021; chapter 10).
+r"""μP / mean-field training, where features are learned (Yang & Hu 2021; chapter 11).
 
-:func:`mup_scale` is the factor 1/√n_{L−1} between the NTK-parametrised network and its μP
-counterpart; :func:`train_mup` trains the μP network with :func:`ntkbook.training.train` and the
-cost :func:`ntkbook.costs.scaled_mse`; :func:`activation_flips` counts the hidden units whose
-preactivation changed sign, the units at which a ReLU network's Theorem 2 bound fails.
+:func:`mup_scale` is the factor :math:`1/\sqrt{n_{L-1}}` between the NTK-parametrised network
+and its μP counterpart; :func:`train_mup` trains the μP network with
+:func:`ntkbook.training.train` and the cost :func:`ntkbook.costs.scaled_mse`;
+:func:`activation_flips` counts the hidden units whose preactivation changed sign, the units at
+which a ReLU network's Theorem 2 bound fails.
 """
 
 from __future__ import annotations
