@@ -681,6 +681,9 @@ def test_explicit_points_too_small_warn_and_large_points_stay_finite():
         assert rel_err(got, want) < (1e-12 if quadrature == "mehler" else 1e-6)
 
 
+# tanh compiles a long Mehler series under reverse mode: 73 s quiet, > 120 s beside the chapters in
+# CI (the thread timeout killed the worker). Stopgap until it is made fast (issue 21).
+@pytest.mark.timeout(400)
 @pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
 def test_gradients_with_respect_to_beta_and_sigma_w_match_finite_differences(name):
     x = jnp.asarray(X / 2)  # small variances: a short series (reverse mode compiles slowly)
