@@ -78,6 +78,34 @@ if _TIMES_PATH:
             json.dump(_TIMES, f, indent=1)
 
 
+# Scheduling under ``pytest -n 2 --dist loadfile`` (``make unit``): a file runs whole in one
+# worker, and xdist hands out files in collection order. The files that cost most go first, so
+# they start at once on different workers and the cheap ones fill in behind them, instead of a
+# long file starting last and running alone. Sizes (CPU s, one process) are in CONTRIBUTING.md.
+HEAVY_FIRST = (
+    "tests/test_limits.py",
+    "tests/test_sharding.py",
+    "tests/test_training.py",
+    "tests/test_empirical.py",
+    "tests/experiments/test_depth_width.py",
+    "tests/experiments/test_lazy_training.py",
+    "tests/test_montecarlo.py",
+    "tests/test_regression.py",
+    "tests/test_stats.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Items of the HEAVY_FIRST files first (in that order), the rest in collection order."""
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(rank))
+
+    items.sort(key=key)  # stable: the order within a file and among the rest is kept
+
+
 def _stable_name(val: object) -> str | None:
     """A name for a callable or an activation that does not contain a memory address."""
     import functools  # noqa: PLC0415 (stdlib, local to this hook)
