@@ -39,7 +39,7 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.sources-hash 2>/dev/null)" != "$(SOURCES_HASH)" ]; then \
 		echo "ntkbook or the pins changed: clearing the execution cache"; rm -rf $(CACHE); fi
-	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE)
+	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE) --jax-cache _build/.jax_cache
 	$(BIN)/jupyter-book build .
 	@echo "$(SOURCES_HASH)" > _build/.sources-hash
 	@echo "The book is at file://$(CURDIR)/$(HTML)/index.html"
