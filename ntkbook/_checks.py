@@ -186,6 +186,19 @@ def symmetric(name: str, k: object) -> jax.Array:
     return 0.5 * (k + k.T)
 
 
+def train_test_blocks(
+    names: tuple[str, str, str], xx: object, zx: object, zz: object
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A kernel's blocks on training inputs X (N rows) and test inputs Z (M rows): (X, X)
+    symmetric (N, N), (Z, X) (M, N), (Z, Z) symmetric (M, M); errors name the block."""
+    kxx = symmetric(names[0], xx)
+    kzx = matrix(names[1], zx, n_features=kxx.shape[0])
+    kzz = symmetric(names[2], zz)
+    if kzz.shape[0] != kzx.shape[0]:
+        raise ValueError(f"{names[2]}: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
+    return kxx, kzx, kzz
+
+
 def times(name: str, t: object, *, integer: bool = False) -> tuple[jax.Array, bool]:
     """Times (or step counts) ≥ 0 as a 1-D float array, and whether the input was a scalar."""
     arr = np.asarray(t, dtype=float)

@@ -22,7 +22,7 @@ l + 1, as in the notes' :math:`\partial_t W^{(L)}_{ij}` — and inputs are rows:
 Example:
     >>> import jax
     >>> net = mlp((3, 512, 1), activation="relu")
-    >>> params = init(jax.random.key(0), net)
+    >>> params = init(net, key=jax.random.key(0))
     >>> apply(net, params, jax.numpy.ones((4, 3))).shape
     (4, 1)
 """
@@ -117,7 +117,7 @@ def mlp(
     )
 
 
-def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
+def init(net: MLP, *, key: Array, dtype: jnp.dtype = jnp.float32) -> Params:
     r"""Draw parameters at initialisation.
 
     NTK parametrisation: :math:`W^{(l)}_{ij}, b^{(l)}_j \sim \mathcal N(0, 1)`. Standard:
@@ -125,8 +125,8 @@ def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
     :math:`b^{(l)}_j \sim \mathcal N(0, \beta^2)`.
 
     Args:
-        key: a ``jax.random`` key; the same key gives bitwise the same parameters.
         net: the architecture, from :func:`mlp`.
+        key: a ``jax.random`` key; the same key gives bitwise the same parameters.
         dtype: float dtype of the parameters.
 
     Returns:

@@ -32,9 +32,9 @@ Example:
     >>> import jax, jax.numpy as jnp
     >>> from ntkbook import networks
     >>> net = networks.mlp((2, 64, 1), activation="tanh")
-    >>> params = networks.init(jax.random.key(0), net)
+    >>> params = networks.init(net, key=jax.random.key(0))
     >>> x = jnp.ones((4, 2)); y = jnp.zeros((4, 1))
-    >>> traj = train(net, params, x, y, lr=0.5, steps=20, record_at=3)
+    >>> traj = train(x, y, net=net, params=params, lr=0.5, steps=20, record_at=3)
     >>> traj.steps.tolist(), traj.f_train.shape, traj.w_change_fro.shape
     ([0, 10, 20], (3, 4, 1), (3, 2))
 """
@@ -111,7 +111,7 @@ def _linearised(net: MLP) -> ModelFn:
     return f_lin
 
 
-def linearise(net: MLP, params0: Params) -> Callable[[Params, Array], Array]:
+def linearise(*, net: MLP, params0: Params) -> Callable[[Params, Array], Array]:
     r"""The linearised network at θ₀ as a function of (θ, x).
 
     .. math:: f^{lin}_\theta(x) = f_{\theta_0}(x) + J_{\theta_0}(x)\,(\theta - \theta_0)
@@ -222,7 +222,9 @@ def _run(
     n = x.shape[0]
     s = 1.0 / n if normalise else 1.0
     block = n * net.widths[-1] + 8  # ≥ N n_L: the rank that GD on N points builds up
-    ntk0 = empirical.ntk(net, params0, x, traced=True) if record_ntk and linearised else None
+    ntk0 = None
+    if record_ntk and linearised:
+        ntk0 = empirical.ntk(x, net=net, params=params0, traced=True)
 
     def step(_: Array, carry: tuple[Params, Array]) -> tuple[Params, Array]:
         p, dint = carry
@@ -242,7 +244,7 @@ def _run(
         if x_test is not None:
             out["f_test"] = model(p, params0, x_test)
         if record_ntk:
-            out["ntk"] = ntk0 if linearised else empirical.ntk(net, p, x, traced=True)
+            out["ntk"] = ntk0 if linearised else empirical.ntk(x, net=net, params=p, traced=True)
         return out
 
     def chunk(carry: tuple[Params, Array], length: Array) -> tuple[tuple, dict[str, Array]]:
@@ -285,11 +287,11 @@ def _cost(cost: costs.Cost | Callable[[Array, Array], Array] | None) -> costs.Co
 
 
 def train(
-    net: MLP,
-    params: Params,
     x: Array,
     y: Array,
     *,
+    net: MLP,
+    params: Params,
     lr: float,
     steps: int,
     record_at: int | Sequence[int] = 11,
@@ -312,10 +314,10 @@ def train(
     :math:`\tfrac12 \sum_i \lVert f(x_i) - y_i \rVert^2` (Lee et al. 2019).
 
     Args:
-        net: the architecture (:func:`ntkbook.networks.mlp`).
-        params: initial parameters θ₀; their dtype is the compute dtype (x, y are cast to it).
         x: training inputs (N, n_0).
         y: targets (N, n_L).
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        params: initial parameters θ₀; their dtype is the compute dtype (x, y are cast to it).
         lr: η > 0.
         steps: number of updates k ≥ 0.
         record_at: a number R ≥ 1 of evenly spaced records (steps 0 and ``steps`` included;

@@ -85,8 +85,10 @@ def train_mup(
     alpha = mup_scale(net)
     lr = _checks.positive("lr", lr)
     n = net.widths[-2]
-    traj = training.train(net, params, x, y, lr=lr * n, steps=steps, record_at=record_at,
-                          x_test=x_test, cost=costs.scaled_mse(alpha), record_ntk=record_ntk)
+    traj = training.train(
+        x, y, net=net, params=params, lr=lr * n, steps=steps, record_at=record_at, x_test=x_test,
+        cost=costs.scaled_mse(alpha), record_ntk=record_ntk
+    )
     return traj._replace(
         t=traj.t / n,
         f_train=alpha * traj.f_train,
@@ -96,7 +98,7 @@ def train_mup(
     )
 
 
-def activation_flips(net: MLP, params0: Params, params: Params, x: Array) -> Array:
+def activation_flips(x: Array, *, net: MLP, params: Params, params0: Params) -> Array:
     r"""Fraction of hidden units whose preactivation changed sign between θ₀ and θ, per layer:
 
     .. math::
