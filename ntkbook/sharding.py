@@ -605,6 +605,7 @@ def train_ensemble(
     record_ntk: bool = False,
     normalise: bool = True,
     trainable: Sequence[int] | None = None,
+    output_scale: float = 1.0,
     dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
     mesh: MeshLike = "all",
@@ -627,8 +628,9 @@ def train_ensemble(
         net: the architecture (:func:`ntkbook.networks.mlp`).
         key: a ``jax.random`` key.
         n_samples: S, a multiple of the number of devices D.
-        lr, steps, record_at, x_test, cost, linearised, record_ntk, normalise, trainable: as in
-            :func:`ntkbook.training.train` (``x_test``: test inputs (M, n_0), if any).
+        lr, steps, record_at, x_test, cost, linearised, record_ntk, normalise, trainable,
+            output_scale: as in :func:`ntkbook.training.train` (``x_test``: test inputs
+            (M, n_0), if any).
         dtype: float dtype of the parameters.
         block_size: members per vmapped block on each device (default: all S/D at once, or 1
             on a mesh of several CPU devices, as in :func:`ensemble`; memory
@@ -656,7 +658,7 @@ def train_ensemble(
     m, keys, size = _seeds(key, n_samples, mesh, block_size)
     options = dict(
         lr=lr, steps=steps, record_at=record_at, cost=cost, linearised=linearised,
-        record_ntk=record_ntk, normalise=normalise, trainable=trainable,
+        record_ntk=record_ntk, normalise=normalise, trainable=trainable, output_scale=output_scale,
     )  # fmt: skip
     draw = _TrainDraw(net, dt, _freeze(options))
     return _ensemble_rows(keys, _replicated(args, m), fn=draw, mesh=m, block_size=size)

@@ -205,6 +205,7 @@ def _run(
     y: Array,
     x_test: Array | None,
     lr: Array,
+    alpha: Array,
     chunks: Array,
     *,
     net: MLP,
@@ -217,14 +218,18 @@ def _run(
     """The jitted loop: ``lax.scan`` over the R records; before record r, a compiled loop
     (``fori_loop``) runs ``chunks[r]`` GD steps. Step counts are data, so one compilation serves
     every ``steps`` and ``record_at`` with the same number of records."""
-    model = _linearised(net) if linearised else _network(net)
+    base = _linearised(net) if linearised else _network(net)
     params0 = params
+
+    def model(p: Params, p0: Params, z: Array) -> Array:
+        return alpha * base(p, p0, z)
+
     n = x.shape[0]
     s = 1.0 / n if normalise else 1.0
     block = n * net.widths[-1] + 8  # ≥ N n_L: the rank that GD on N points builds up
     ntk0 = None
     if record_ntk and linearised:
-        ntk0 = empirical.ntk(x, net=net, params=params0, traced=True)
+        ntk0 = alpha**2 * empirical.ntk(x, net=net, params=params0, traced=True)
 
     def step(_: Array, carry: tuple[Params, Array]) -> tuple[Params, Array]:
         p, dint = carry
@@ -244,7 +249,8 @@ def _run(
         if x_test is not None:
             out["f_test"] = model(p, params0, x_test)
         if record_ntk:
-            out["ntk"] = ntk0 if linearised else empirical.ntk(x, net=net, params=p, traced=True)
+            theta = None if linearised else empirical.ntk(x, net=net, params=p, traced=True)
+            out["ntk"] = ntk0 if theta is None else alpha**2 * theta
         return out
 
     def chunk(carry: tuple[Params, Array], length: Array) -> tuple[tuple, dict[str, Array]]:
@@ -301,6 +307,7 @@ def train(
     record_ntk: bool = False,
     normalise: bool = True,
     trainable: Sequence[int] | None = None,
+    output_scale: float = 1.0,
 ) -> Trajectory:
     r"""Full-batch gradient descent on a cost of the outputs, recording the trajectory.
 
@@ -334,6 +341,10 @@ def train(
             ``trainable=[-1]`` trains the read-out layer only, whose NTK is the last-layer
             kernel (1/n) Σ α α' + β² → Σ^(L) (notes §4.2), so training then is NNGP regression.
             (``record_ntk`` still records the NTK of all parameters.)
+        output_scale: α > 0: train the model α f_θ instead of f_θ (its outputs, cost, d and
+            traced NTK α² Θ are those recorded). With α = 1/√n_{L-1}
+            (:func:`ntkbook.experiments.mup.mup_scale`) and the learning rate η n_{L-1} this is
+            μP / mean-field training (Yang & Hu 2021, Table 3).
 
     Returns:
         a :class:`Trajectory`. The same inputs give bitwise the same trajectory.
@@ -358,12 +369,13 @@ def train(
     if x_test is not None:
         x_test = _checks.matrix("x_test", x_test, n_features=net.widths[0]).astype(dtype)
     lr = _checks.positive("lr", lr)
+    alpha = _checks.positive("output_scale", output_scale)
     steps = _checks.positive_int("steps", steps, minimum=0)
     rec = _record_steps(record_at, steps)
     ks = jnp.asarray(rec)
     chunks = jnp.asarray(np.diff(np.asarray(rec), prepend=0))
     p, buf = _run(
-        params, x, y, x_test, jnp.asarray(lr, dtype), chunks,
+        params, x, y, x_test, jnp.asarray(lr, dtype), jnp.asarray(alpha, dtype), chunks,
         net=net, cost=_cost(cost), linearised=bool(linearised), record_ntk=bool(record_ntk),
         normalise=bool(normalise), trainable=_trainable(trainable, net.depth),
     )

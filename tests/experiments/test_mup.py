@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import empirical, networks
+from ntkbook import empirical, networks, training
 from ntkbook.experiments import mup
 
 
@@ -18,8 +18,9 @@ def test_mup_scale_and_its_errors():
         mup.mup_scale((3, 16, 1))
 
 
-def test_train_mup_is_gradient_descent_on_the_mean_field_network():
-    # Reference: plain autodiff GD on f_μP = f_ntk / √n with the learning rate η n.
+def test_mup_training_is_gradient_descent_on_the_mean_field_network():
+    # training.train with output_scale=mup_scale(net) and lr η n against a reference: plain
+    # autodiff GD on f_μP = f_ntk / √n with the learning rate η n.
     net = networks.mlp((3, 16, 2), activation="tanh", beta=0.5)
     params = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 3), dtype=jnp.float64)
@@ -35,14 +36,14 @@ def test_train_mup_is_gradient_descent_on_the_mean_field_network():
     p = params
     for _ in range(steps):
         p = jax.tree.map(lambda a, g: a - eta * n * g, p, jax.grad(loss)(p))
-    traj = mup.train_mup(
-        x, y, net=net, params=params, lr=eta, steps=steps, record_at=(0, steps), x_test=x[:2],
-        record_ntk=True
-    )
+    traj = training.train(
+        x, y, net=net, params=params, lr=eta * n, steps=steps, record_at=(0, steps),
+        x_test=x[:2], record_ntk=True, output_scale=mup.mup_scale(net),
+    )  # fmt: skip
     np.testing.assert_allclose(traj.f_train[-1], f_mup(p, x), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(traj.f_test[-1], f_mup(p, x[:2]), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(traj.loss[-1], loss(p), rtol=1e-12)
-    np.testing.assert_allclose(traj.t, [0.0, eta * steps])
+    np.testing.assert_allclose(traj.t, [0.0, eta * n * steps])
     for a, b in zip(jax.tree.leaves(traj.params), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     # its kernel is the NTK of f_μP itself, by generic autodiff at the final parameters
@@ -50,11 +51,15 @@ def test_train_mup_is_gradient_descent_on_the_mean_field_network():
     np.testing.assert_allclose(traj.ntk[-1], want, rtol=1e-10, atol=1e-12)
 
 
-def test_train_mup_rejects_bad_lr():
+def test_output_scale_must_be_positive():
     net = networks.mlp((2, 4, 1))
     params = networks.init(net, key=jax.random.key(0))
-    with pytest.raises(ValueError, match="lr"):
-        mup.train_mup(jnp.ones((2, 2)), jnp.ones((2, 1)), net=net, params=params, lr=0.0, steps=1)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="output_scale"):
+            training.train(
+                jnp.ones((2, 2)), jnp.ones((2, 1)), net=net, params=params, lr=0.1, steps=1,
+                output_scale=bad,
+            )  # fmt: skip
 
 
 def test_activation_flips_counts_sign_changes():
