@@ -7,11 +7,14 @@ public functions validate before they enter compiled code.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
+
+_S = TypeVar("_S", bound=str)
 
 
 def is_concrete(x: object) -> bool:
@@ -105,7 +108,7 @@ def key(name: str, value: object) -> jax.Array:
     raise ValueError(f"{name}: expected a jax.random key (jax.random.key(seed)), got {value!r}")
 
 
-def choice(name: str, value: str, options: Sequence[str]) -> str:
+def choice(name: str, value: _S, options: Sequence[str]) -> _S:
     """Return ``value`` if it is one of ``options``, else raise ``ValueError`` naming ``name``."""
     if value not in options:
         raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")

@@ -60,7 +60,7 @@ def _progress(progress: object) -> Progress:
     if progress is True:
         return TextProgress()
     if callable(progress):
-        return progress  # type: ignore[return-value]
+        return progress
     raise ValueError(f"progress: expected None, True or a callable(done, total), got {progress!r}")
 
 
@@ -69,7 +69,7 @@ class _Target(NamedTuple):
     of rows at a time (so the resident memory stays that of a block)."""
 
     array: np.ndarray | None
-    path: str | None
+    path: str  # the .npy file when ``array`` is None
     header: int
     shape: tuple[int, int]
     dtype: np.dtype
@@ -101,7 +101,7 @@ def _target(out: object, shape: tuple[int, int], dtype: np.dtype) -> _Target:
             )
         if not out.flags.writeable:
             raise ValueError("out: the array is read-only")
-        return _Target(out, None, 0, shape, out.dtype)
+        return _Target(out, "", 0, shape, out.dtype)
     if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).endswith(".npy"):
         raise ValueError(f"out: expected a numpy array or a path ending in .npy, got {out!r}")
     path = os.fspath(out)

@@ -52,8 +52,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
-from functools import partial
+from functools import partial, reduce
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -149,8 +150,8 @@ def _jacobian_terms(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool
 
 def _jacobian_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Array:
     """Θ by Jacobian contraction: the sum over all parameter leaves of :func:`_jacobian_terms`."""
-    terms = jax.tree.leaves(_jacobian_terms(fn, params, x1, x2, traced))
-    return sum(terms[1:], start=terms[0])
+    terms: list[Array] = jax.tree.leaves(_jacobian_terms(fn, params, x1, x2, traced))
+    return reduce(operator.add, terms)
 
 
 def _ntvp_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Array:

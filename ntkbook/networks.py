@@ -112,7 +112,7 @@ def mlp(
         widths=_checks.widths(widths),
         activation=get(activation),
         beta=_checks.nonnegative("beta", beta),
-        parametrisation=_checks.choice("parametrisation", parametrisation, PARAMETRISATIONS),  # type: ignore[arg-type]
+        parametrisation=_checks.choice("parametrisation", parametrisation, PARAMETRISATIONS),
         sigma_w=_checks.positive("sigma_w", sigma_w),
     )
 

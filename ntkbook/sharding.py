@@ -49,7 +49,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -125,7 +125,7 @@ def _per_device(name: str, count: int, mesh: Mesh, what: str, hint: str = "") ->
     return count // mesh.size
 
 
-def _freeze(options: dict[str, object]) -> tuple[tuple[str, object], ...]:
+def _freeze(options: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
     """Options as a hashable, sorted tuple (lists → tuples), to be a static argument of jit."""
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
     try:
@@ -205,7 +205,7 @@ def _limits_rows(
     fn = getattr(limits, kernel)
     opts = dict(options)
     if opts.get("diagonal"):
-        pairs = ((x1, 0),) if symmetric else ((x1, 0), (x2, 0))
+        pairs: tuple[tuple[Array, int], ...] = ((x1, 0),) if symmetric else ((x1, 0), (x2, 0))
         return _sharded_call(
             lambda xb, *x2b: fn(x1=xb, x2=x2b[0] if x2b else None, **opts),
             mesh, pairs, (), out_axis=lambda nd: nd - 1,
@@ -398,7 +398,7 @@ def _empirical_rows(
     mesh: Mesh,
     options: tuple[tuple[str, object], ...],
 ) -> Array:
-    opts = dict(options)
+    opts: dict[str, Any] = dict(options)
     return _sharded_call(
         lambda xb, p, x_all: empirical.ntk(xb, x_all, net=net, params=p, **opts),
         mesh, ((x1, 0),), (params, x2), out_axis=lambda nd: 0,
@@ -584,9 +584,8 @@ class _TrainDraw(NamedTuple):
     def __call__(self, key: Array, x: Array, y: Array, *x_test: Array) -> training.Trajectory:
         params = networks.init(self.net, key=key, dtype=self.dtype)
         test = x_test[0] if x_test else None
-        return training.train(
-            x, y, net=self.net, params=params, x_test=test, **dict(self.options)
-        )
+        options: dict[str, Any] = dict(self.options)
+        return training.train(x, y, net=self.net, params=params, x_test=test, **options)
 
 
 def train_ensemble(
@@ -652,7 +651,7 @@ def train_ensemble(
     ys = _checks.matrix("y", y, n_features=net.widths[-1]).astype(dt)
     if ys.shape[0] != xs.shape[0]:
         raise ValueError(f"y: expected {xs.shape[0]} rows (one per row of x), got {ys.shape}")
-    args = (xs, ys)
+    args: tuple[Array, ...] = (xs, ys)
     if x_test is not None:
         args += (_checks.matrix("x_test", x_test, n_features=net.widths[0]).astype(dt),)
     m, keys, size = _seeds(key, n_samples, mesh, block_size)

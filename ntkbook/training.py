@@ -249,8 +249,10 @@ def _run(
         if x_test is not None:
             out["f_test"] = model(p, params0, x_test)
         if record_ntk:
-            theta = None if linearised else empirical.ntk(x, net=net, params=p, traced=True)
-            out["ntk"] = ntk0 if theta is None else alpha**2 * theta
+            theta = ntk0  # linearised: the kernel of θ₀ at every step
+            if theta is None:
+                theta = alpha**2 * empirical.ntk(x, net=net, params=p, traced=True)
+            out["ntk"] = theta
         return out
 
     def chunk(carry: tuple[Params, Array], length: Array) -> tuple[tuple, dict[str, Array]]:

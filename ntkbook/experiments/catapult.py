@@ -133,6 +133,7 @@ def lr_phases(
         traj = training.train(
             x, y, net=net, params=params, lr=float(eta), steps=steps, record_at=steps + 1
         )
+        assert traj.loss is not None  # the MSE records its value
         phases.append(lr_phase(traj.loss, window=window))
         if phases[-1] == "divergent":
             break
