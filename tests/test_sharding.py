@@ -150,7 +150,6 @@ def test_one_device_mesh_equals_limits() -> None:
         (lambda x: sharding.write_kernel(np.zeros((4, 4), int), x, depth=2), "out"),
         (lambda x: sharding.write_kernel("theta.txt", x, depth=2), "out"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, kernel="sigma"), "kernel"),
-        (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, diagonal=True), "diagonal"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, progress=1), "progress"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, block_size=0), "block_size"),
         (lambda x: sharding.TextProgress(every=-1), "every"),
@@ -190,3 +189,7 @@ def test_unknown_option_is_a_type_error_naming_it() -> None:
     # limits' signatures are keyword-only and explicit, so Python itself names the stray keyword
     with pytest.raises(TypeError, match="bogus"):
         sharding.ntk(jnp.ones((4, 3)), depth=2, bogus=1)
+    # write_kernel writes the full (N1, N2) matrix: it has no diagonal= or layers= to misuse
+    for name in ("diagonal", "layers"):
+        with pytest.raises(TypeError, match=name):
+            sharding.write_kernel(np.zeros((4, 4)), jnp.ones((4, 3)), depth=2, **{name: True})
