@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -198,6 +198,18 @@ def check_params(net: MLP, params: Params) -> None:
             )
 
 
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: Literal[False] = False
+) -> Array: ...
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: Literal[True]
+) -> tuple[Array, Layers]: ...
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: bool
+) -> Array | tuple[Array, Layers]: ...
 def apply(
     net: MLP, params: Params, x: Array, *, return_layers: bool = False
 ) -> Array | tuple[Array, Layers]:
