@@ -82,6 +82,9 @@ if _TIMES_PATH:
 # worker, and xdist hands out files in collection order. The files that cost most go first, so
 # they start at once on different workers and the cheap ones fill in behind them, instead of a
 # long file starting last and running alone. Sizes (CPU s, one process) are in CONTRIBUTING.md.
+# (`--dist loadgroup` could split one big file over both workers, but with these pins it does
+# nothing: xdist 3.8 tags a grouped test by setting `item._nodeid`, which pytest 9.2 no longer
+# reads, so every test is scheduled alone. `--dist loadscope` splits a file by its test classes.)
 HEAVY_FIRST = (
     "tests/test_limits.py",
     "tests/test_sharding.py",
