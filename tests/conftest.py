@@ -89,7 +89,7 @@ HEAVY_FIRST = (  # CPU s of each file alone (quiet-ish 2-core machine, before is
     "tests/test_limits.py",  # ≈ 500 in CI (helper "exact" cuts it)
     "tests/test_gaussian.py",  # new, split from test_limits
     "tests/test_training.py",  # 34
-    "tests/test_sharding.py",  # 33 → 27 (its 4-device child: 27 → 18)
+    "tests/test_sharding.py",  # 33 → 24 (its 4-device child: 27 → 18)
     "tests/test_empirical.py",  # 29
     "tests/test_montecarlo.py",  # 21
     "tests/experiments/test_depth_width.py",  # 20
