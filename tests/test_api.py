@@ -57,9 +57,13 @@ def test_public_signature_follows_the_convention(module, name, fn):
 def test_the_check_sees_the_functions_it_is_about():
     # the rule above must not pass vacuously: the finite-network functions are in the sweep
     seen = {(m, n) for m, n, _ in (p.values for p in _public_functions())}
-    for want in [("ntkbook.networks", "init"), ("ntkbook.empirical", "ntk"),
-                 ("ntkbook.training", "train"), ("ntkbook.sharding", "train_ensemble"),
-                 ("ntkbook.experiments.lemma1", "lemma1_norms")]:
+    for want in [
+        ("ntkbook.networks", "init"),
+        ("ntkbook.empirical", "ntk"),
+        ("ntkbook.training", "train"),
+        ("ntkbook.sharding", "train_ensemble"),
+        ("ntkbook.experiments.lemma1", "lemma1_norms"),
+    ]:
         assert want in seen
 
 
