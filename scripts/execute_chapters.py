@@ -14,7 +14,8 @@ longest first (by the times in ``_build/execute_times.json`` of an earlier run, 
 ``LAST_KNOWN_SECONDS``), so the run does not end with one long chapter alone on a core.
 
 Times: every chapter's wall and CPU seconds (its kernel's user + system time) are printed and
-written with the pass/fail result to ``--times`` (default ``_build/execute_times.json``).
+written with the pass/fail result to ``--times`` (default ``_build/execute_times.json``); the
+chapters over ``--budget`` wall seconds (120, issue 21's limit on CI) are named at the end.
 
 Compilation cache: ``--jax-cache DIR`` gives every kernel JAX's persistent compilation cache
 in DIR (every program, however fast its compile). A chapter executed again (``make book`` after
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON summary of every chapter's wall and CPU seconds (default: "
                              "_build/execute_times.json, or execute_times.json in a --cache "
                              "given)")
+    parser.add_argument("--budget", type=float, default=120.0,
+                        help="wall seconds a chapter may take on CI (issue 21); a chapter over "
+                             "it is named at the end (a warning: wall time depends on the load)")
     parser.add_argument("--jax-cache", default=None,
                         help="JAX persistent compilation cache for the kernels (default: none)")
     args = parser.parse_args(argv)
@@ -177,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", traceback)
         start_at = plain.find("An error occurred while executing")
         print(plain[start_at if start_at >= 0 else 0:][-3000:])
+    ran = {Path(r.uri).stem for r in records}
+    slow = sorted((float(row["wall_s"]), name) for name, row in times.items()
+                  if name in ran and float(row["wall_s"]) > args.budget)
+    if slow:
+        print(f"execute_chapters: over the {args.budget:.0f} s budget: "
+              + ", ".join(f"{name} ({wall:.0f} s)" for wall, name in reversed(slow)))
     cached = [p for p in pages if str(p) not in failed]
     print(f"execute_chapters: {len(cached)} passed, {len(failed)} failed "
           f"({len(pages)} notebooks, {jobs} at a time, {total:.0f} s; times in {args.times})")
