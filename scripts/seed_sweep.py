@@ -11,6 +11,10 @@ Usage::
     python scripts/seed_sweep.py book/04_ntk_limit.md --seeds 100-109 \\
         --set "WIDTHS = (16, 64, 128, 256, 512)" --set "N_SEEDS = 16"
 
+With ``--jax-cache DIR`` the kernels share JAX's persistent compilation cache in DIR: a seed
+changes only the values of the keys, not the compiled programs, so every run after the first
+skips compilation (most of a chapter's CPU time at these sizes).
+
 Prints one JSON object: ``{"chapter", "seeds", "overrides", "passed", "runs": [...]}``.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -75,7 +80,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="100-109")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--jax-cache", default=None,
+                        help="directory of a persistent JAX compilation cache shared by the runs")
     args = parser.parse_args(argv)
+    if args.jax_cache:  # read by JAX in each kernel at start-up (kernels inherit the environment)
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = args.jax_cache
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     nb = jupytext.read(args.chapter, fmt="md:myst")
     runs = []
     for seed in seed_list(args.seeds):
