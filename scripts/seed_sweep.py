@@ -64,14 +64,26 @@ def rewrite(nb: nbformat.NotebookNode, seed: int, overrides: list[str]) -> nbfor
     return nb
 
 
-def run(nb: nbformat.NotebookNode, timeout: int) -> dict[str, object]:
+def glued(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, str]:
+    """The text of the values glued (myst_nb.glue) under ``names`` in an executed notebook."""
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name in names:
+                found[name] = out.get("data", {}).get("text/plain", "")
+    return found
+
+
+def run(nb: nbformat.NotebookNode, timeout: int, names: list[str]) -> dict[str, object]:
     start = time.perf_counter()
     try:
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3").execute()
     except nbclient.exceptions.CellExecutionError as err:
         last = [ln for ln in str(err).splitlines() if ln.strip()][-1]
-        return {"ok": False, "error": last[:300], "seconds": round(time.perf_counter() - start)}
-    return {"ok": True, "seconds": round(time.perf_counter() - start)}
+        return {"ok": False, "error": last[:300], "seconds": round(time.perf_counter() - start),
+                "glue": glued(nb, names)}
+    return {"ok": True, "seconds": round(time.perf_counter() - start), "glue": glued(nb, names)}
 
 
 def main(argv: list[str]) -> int:
@@ -80,6 +92,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="100-109")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--glue", default="",
+                        help="comma-separated glue keys to report per seed (the asserts' margins)")
     parser.add_argument("--jax-cache", default=None,
                         help="directory of a persistent JAX compilation cache shared by the runs")
     args = parser.parse_args(argv)
@@ -90,7 +104,8 @@ def main(argv: list[str]) -> int:
     nb = jupytext.read(args.chapter, fmt="md:myst")
     runs = []
     for seed in seed_list(args.seeds):
-        result = {"seed": seed, **run(rewrite(nb, seed, args.overrides), args.timeout)}
+        names = [g for g in args.glue.split(",") if g]
+        result = {"seed": seed, **run(rewrite(nb, seed, args.overrides), args.timeout, names)}
         print(json.dumps(result), file=sys.stderr, flush=True)
         runs.append(result)
     print(json.dumps({"chapter": args.chapter, "seeds": args.seeds, "overrides": args.overrides,
