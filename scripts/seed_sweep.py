@@ -70,8 +70,9 @@ def glued(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, str]:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name in names:
-                found[name] = out.get("data", {}).get("text/plain", "")
+            if name in names:  # myst_nb records the value under a papermill mime type
+                data = out.get("data", {})
+                found[name] = next((v for k, v in data.items() if k.endswith("text/plain")), "")
     return found
 
 
