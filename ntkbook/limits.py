@@ -29,43 +29,24 @@ k_{11} & k_{12} \\ k_{12} & k_{22}\end{smallmatrix}\big]\big)`, :math:`\rho = k_
       \mathbb{E}[\sigma(u)\sigma(v)] = \sum_{j<m} c_j(k_{11})\, c_j(k_{22})\, \rho^j, \qquad
       c_j(k) = \mathbb{E}[\sigma(\sqrt{k} z)\, He_j(z)] / \sqrt{j!}.
 
-  The coefficients are 1-D integrals per *input* (Gauss–Hermite from
-  :func:`scipy.special.roots_hermitenorm`, one matrix product), so each *pair* costs m
-  multiply-adds (Horner in ρ) instead of a 2-D rule's :math:`O(m^2)` evaluations of σ. The
-  truncation error is at most the tail :math:`\sum_{j \ge m} c_j^2` at ρ = 1, which grows with
-  the variance: for tanh, m = 96 terms reach 1e-10 at k = 1, but about 2700 are needed at
-  k = 30 and 9000 at k = 100.
+  The coefficients are 1-D integrals per *input*, so each *pair* costs m multiply-adds
+  (Horner in ρ). The truncation error is at most the tail :math:`\sum_{j \ge m} c_j^2` at
+  ρ = 1, which grows with the variance (tanh: 96 terms at k = 1, 1344 at k = 16).
 - ``"polar"`` (σ kinked at 0): :math:`(z_1, z_2) = r(\cos\varphi, \sin\varphi)`, so
   :math:`u = \sqrt{k_{11}}\, r\cos\varphi` and :math:`v = \sqrt{k_{22}}\, r\cos(\varphi -
   \theta)` with :math:`\cos\theta = \rho`. The kinks lie at :math:`\cos\varphi = 0` and
-  :math:`\cos(\varphi - \theta) = 0`, which cut the circle into four arcs; on each,
-  Gauss–Legendre in φ, and in r the Gauss rule of weight :math:`r e^{-r^2/2}` on
-  :math:`[0, \infty)`. The integrand is smooth on every cell, so the rule converges
-  exponentially even for ReLU or abs (a tensor Gauss–Hermite rule, or the Mehler series,
-  converges only algebraically across a kink).
+  :math:`\cos(\varphi - \theta) = 0`, which cut the circle into four arcs
+  (:func:`ntkbook.gaussian.polar_nodes`). The integrand is smooth on every cell, so the rule
+  converges exponentially even for ReLU or abs, or, graded, for tanh at k = 1e4.
 - ``"hermite"`` (reference only): the tensor Gauss–Hermite rule of neural-tangents,
   :math:`u = \sqrt{k_{11}} z_1`, :math:`v = \sqrt{k_{22}}(\rho z_1 + \sqrt{1-\rho^2} z_2)`.
 
-**The automatic choice** (``quadrature="auto"``, ``points=None``) aims at a relative error of
-1e-10 in float64 (1e-8 in float32) at every input scale, one rule per layer l → l + 1:
-
-1. a closed form, if the activation has one;
-2. else, for σ not declared kinked, the Mehler series with the fewest terms whose coefficient
-   tail is below the tolerance at the smallest, median and largest variance
-   :math:`\Sigma^{(l)}(x, x)` of the inputs (tried with 2m computed coefficients, m doubling
-   from 64 up to 16384; σ and :math:`\dot\sigma` get their own lengths). The variances are
-   propagated from :math:`\Sigma^{(1)}(x, x) = \sigma_w^2 \lVert x\rVert^2/n_0 + \beta^2` by
-   the diagonal recursion, so a tanh network with :math:`\Sigma^{(1)} = 100` pays for the long
-   series in its first layer only;
-3. else (a kinked σ, whose coefficients decay only like a power of j) the polar rule with the
-   fewest points (8, 12, 18, … ≤ 64) that agrees with twice as many to the tolerance on probe
-   pairs at the extreme variances. An unknown callable is treated the same way, so a kink at 0
-   is found by the slow decay of its Hermite tail and handled exactly; a kink elsewhere
-   (e.g. relu(z − 1)) defeats both rules and draws a ``UserWarning`` naming ``activation``.
-
-Explicit ``points`` are checked the same way and draw a ``UserWarning`` naming ``points`` when
-they miss 1e-8 (float64). Inside ``jit`` the inputs have no values; the choice then assumes
-variances up to 100 (pass ``points`` to avoid the cost).
+**The rule** (``quadrature="auto"``, ``points=None``) is chosen once per call from static
+information only — the activation, the dtype and the variance bound ``max_variance`` — and
+used for every layer, so a call gives one number eagerly and under ``jit``, ``grad``,
+``vmap`` or ``mesh=`` (:mod:`ntkbook.quadrature`: the closed form; else the Mehler series
+while it needs at most 2048 terms on the whole range; else the polar rule, graded towards the
+kinks for large variances). Inputs beyond the bound raise eagerly and are NaN under tracing.
 
 Large inputs are evaluated in blocks of rows of ``x1`` (a ``fori_loop`` writing in place), so
 the memory besides the output stays bounded; ``diagonal=True`` computes only k(x, x) (or
@@ -160,8 +141,7 @@ class _Config(NamedTuple):
 
 
 Layer = tuple[Array, Array, Array]  # (Σ, Σ̇, Θ) of one layer
-# What to return: the last Σ ("nngp"), the last Θ ("ntk"), or layers by 0-based index (sorted).
-Which = str | tuple[int, ...]
+Which = str | tuple[int, ...]  # the last Σ ("nngp") or Θ ("ntk"), or layers (0-based, sorted)
 _LAST = {"nngp": 0, "ntk": 2}  # position in a Layer
 Marginals = tuple[_Marginal, ...]  # per segment, stacked over its layers
 Tables = tuple[Table | None, ...]  # per segment
@@ -443,8 +423,7 @@ def _hyperparameter(name: str, value: object, *, positive: bool) -> tuple[object
     else:
         concrete = _checks.concrete_value(_checks.real_scalar(name, value))
     if concrete is not None:
-        check = _checks.positive if positive else _checks.nonnegative
-        check(name, concrete)
+        (_checks.positive if positive else _checks.nonnegative)(name, concrete)
     return value, concrete
 
 
@@ -551,6 +530,24 @@ def _dispatch(
             "max_variance (static under jit)"
         )
     return out
+
+
+def rule_options(
+    x1: Array, x2: Array | None, *, depth: int, options: dict[str, object]
+) -> dict[str, object]:
+    """``options`` with ``max_variance`` set to what an eager call on (x1, x2) would choose, for
+    callers that evaluate blocks under tracing (:mod:`ntkbook.sharding`): one rule for all."""
+    if options.get("max_variance") is not None:
+        return options
+    act = get(options.get("activation", "relu"))  # type: ignore[arg-type]
+    method, _ = method_points(act, options.get("quadrature", "auto"), None)  # type: ignore[arg-type]
+    if method == "closed":
+        return options
+    _, beta = _hyperparameter("beta", options.get("beta", 0.0), positive=False)
+    _, sigma_w = _hyperparameter("sigma_w", options.get("sigma_w", 1.0), positive=True)
+    xs = [x for x in (x1, x2) if x is not None]
+    found = data_bound(act, xs, _checks.positive_int("depth", depth), sigma_w, beta)
+    return {**options, "max_variance": bounds(None, found)[0]}
 
 
 _KERNEL_ARGS = r"""

@@ -254,6 +254,7 @@ def _limits(
             f"x2: diagonal=True pairs rows of x1 and x2, so both need N rows; got "
             f"{a.shape[0]} and {b.shape[0]}"
         )
+    options = limits.rule_options(a, b, depth=depth, options=options)  # one rule for all rows
     frozen = _freeze({**options, "depth": depth})
     fn = getattr(limits, kernel)
     diag = None
@@ -742,6 +743,7 @@ def write_kernel(
         _per_device("block_size", rows, m, "rows")
     rows = min(rows, (n1 // d) * d)
     report = _progress(progress)
+    options = limits.rule_options(a, b, depth=depth, options=options)  # one rule for all rows
     frozen = _freeze({**options, "depth": depth})
     fn = getattr(limits, name)
     diag = None if b is not None else np.asarray(fn(x1=a, depth=depth, diagonal=True, **options))
