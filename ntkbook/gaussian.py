@@ -275,8 +275,9 @@ def _mehler_coefficients(act: Activation, rule: _Rule, table: Table, k: Array) -
     z, root = table
     m = max(rule.points, rule.points_dot)
     chunks = -(-m // _HORNER_CHUNK)
-    nodes = safe_sqrt(k)[..., None] * z.reshape((1,) * k.ndim + z.shape)
-    values = jnp.stack([root * act.sigma(nodes), root * act.sigma_dot(nodes)])  # (2, ..., P)
+    z_b, root_b = (a.reshape((1,) * k.ndim + a.shape) for a in (z, root))
+    nodes = safe_sqrt(k)[..., None] * z_b
+    values = jnp.stack([root_b * act.sigma(nodes), root_b * act.sigma_dot(nodes)])  # (2, ..., P)
 
     def chunk(carry: tuple[Array, Array], j0: Array) -> tuple[tuple[Array, Array], Array]:
         prev, cur = carry
