@@ -245,9 +245,9 @@ def _cross(
         prev, rest = jax.lax.scan(body, prev, (a, b))
         rests.append(rest)
     if not keep:
-        return prev[_LAST[which]]
+        return prev[_LAST[str(which)]]
     stacked = (
-        jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3)
+        jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3)  # type: ignore[index]
     )
     return _pick(Kernels(*stacked), which)
 
@@ -262,18 +262,18 @@ def _pick(k: Kernels, which: Which) -> Kernels | Array:
     return Kernels(*(f[np.asarray(which)] for f in k))
 
 
-def _as_rows(tree: _Marginal) -> _Marginal:
+def _as_rows(tree: Marginals) -> Marginals:
     """Per-input leaves (..., N) as rows of a tile: a trailing unit axis, (..., N, 1)."""
     return jax.tree.map(lambda a: a[..., None], tree)
 
 
-def _as_columns(tree: _Marginal) -> _Marginal:
+def _as_columns(tree: Marginals) -> Marginals:
     """Per-input leaves (..., N) as columns of a tile: (..., 1, N)."""
     return jax.tree.map(lambda a: a[..., None, :], tree)
 
 
 def _by_rows(
-    fn: Callable[[Array, _Marginal], Kernels | Array], x1: Array, m1: _Marginal, rows: int
+    fn: Callable[[Array, Marginals], Kernels | Array], x1: Array, m1: Marginals, rows: int
 ) -> Kernels | Array:
     """``fn`` over blocks of ``rows`` rows of ``x1`` (and of the marginals, last axis), written in
     place into the output (row axis −2 of every leaf).
@@ -345,7 +345,7 @@ def _full(
         if isinstance(which, tuple):
             out = Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, diag, strict=True)))
         else:
-            out = out.at[i, i].set(diag)
+            out = out.at[i, i].set(diag)  # type: ignore[union-attr]
     return _poison(cfg, out, own, own2, outer=True)
 
 
@@ -440,7 +440,7 @@ def _compute(
     points: int | None,
     block_size: int | None,
     dtype: object,
-    which: str,
+    which: Which,
     layers: Sequence[int] | None = None,
     max_variance: object = None,
 ) -> Kernels | Array:
@@ -461,7 +461,7 @@ def _compute(
     dt = (
         jnp.result_type(*(x for x in (x1, x2) if x is not None))
         if dtype is None
-        else _checks.float_dtype("dtype", dtype)
+        else _checks.float_dtype("dtype", dtype)  # type: ignore[arg-type]
     )
     if jnp.finfo(dt).bits < 32:
         raise ValueError(
@@ -632,7 +632,7 @@ def kernels(
         quadrature=quadrature, points=points, block_size=block_size, dtype=dtype, layers=layers,
         max_variance=max_variance,
     )  # fmt: skip
-    return _compute(x1, x2, depth=depth, **options, which="kernels")
+    return _compute(x1, x2, depth=depth, **options, which="kernels")  # type: ignore[arg-type,return-value]
 
 
 def nngp(
@@ -666,7 +666,7 @@ def nngp(
         >>> round(float(nngp(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # E[relu(u)²] = 1/2
         0.5
     """
-    return _compute(
+    return _compute(  # type: ignore[return-value]
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
         dtype=dtype, which="nngp", max_variance=max_variance,
@@ -704,7 +704,7 @@ def ntk(
         >>> round(float(ntk(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # Σ¹ × 1/2 + Σ² = 1/2 + 1/2
         1.0
     """
-    return _compute(
+    return _compute(  # type: ignore[return-value]
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
         dtype=dtype, which="ntk", max_variance=max_variance,
@@ -712,7 +712,7 @@ def ntk(
 
 
 for _fn in (kernels, nngp, ntk):
-    _fn.__doc__ = _fn.__doc__.replace("Args:{args}", "Args:" + _KERNEL_ARGS)
+    _fn.__doc__ = (_fn.__doc__ or "").replace("Args:{args}", "Args:" + _KERNEL_ARGS)
 
 
 def standard_ntk(
@@ -756,7 +756,7 @@ def standard_ntk(
         (N1, N2), or (N,) with ``diagonal=True``.
     """
     widths = _checks.widths(widths)
-    k = _compute(
+    k: Kernels = _compute(  # type: ignore[assignment]
         x1, x2, depth=len(widths) - 1, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
         dtype=dtype, which="kernels", max_variance=max_variance,

@@ -106,7 +106,7 @@ def _probe_variances(bound: float) -> np.ndarray:
 
 def _search_dtype() -> jnp.dtype:
     """float64 when JAX has it (the rule's error, not float32 rounding, is measured)."""
-    return jnp.dtype(jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+    return jnp.dtype(jnp.result_type(float))  # float64 under jax_enable_x64
 
 
 def _evaluate(fn: Callable[[Array], Array], z: np.ndarray) -> np.ndarray:
@@ -553,8 +553,8 @@ def homogeneous_scales(
             )
     if not (big or small):
         return None
-    unit = [
+    units = [
         x / jnp.asarray(np.where(n > 0, n, 1.0)[:, None], x.dtype)
         for x, n in zip(xs, norms, strict=True)
     ]
-    return norms, unit
+    return norms, units
