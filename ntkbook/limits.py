@@ -473,7 +473,7 @@ def _compute(
     if method != "closed" and max_variance is None:
         found = data_bound(act, xs, cfg_depth, sigma_w_v, beta_v)
     bound, check = bounds(max_variance, found)
-    layer_rule = choose_rule(act, method, n, bound, dt)
+    layer_rule = choose_rule(act, method, n, bound, dt, check if found is None else found)
     cfg = _Config(cfg_depth, act, (layer_rule,) * (cfg_depth - 1), check)
     tables = tuple(_table(r, dt) for _, _, r in _segments(cfg))
     x1 = x1.astype(dt)

@@ -303,11 +303,13 @@ def _check_points(
 
 @functools.lru_cache(maxsize=256)
 def choose(
-    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype
+    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype,
+    probe: float | None = None,
 ) -> tuple[_Rule, tuple[str, ...]]:
     """The rule for every variance in [0, ``bound``] and the warnings it calls for (cached; the
     caller issues the warnings on every call). ``method``/``points`` as from
-    :func:`method_points`."""
+    :func:`method_points`. Explicit ``points`` fix the rule; they are checked up to ``probe``
+    (the data's largest variance where known: the warning, not the number, depends on it)."""
     if method == "closed":
         return _Rule("closed"), ()
     ks = _probe_variances(bound)
@@ -316,7 +318,7 @@ def choose(
         if method == "auto":
             method = "polar" if act.kinked else "mehler"
         rule = _Rule(method, points, points) if method == "mehler" else _Rule(method, points)
-        _check_points(act, rule, ks, dtype, notes)
+        _check_points(act, rule, _probe_variances(probe or bound), dtype, notes)
         return rule, tuple(notes)
     if method in ("auto", "mehler") and not act.kinked:
         terms = _series_length(act, ks, dtype, _MEHLER_CAP if method == "auto" else _MEHLER_MAX)
@@ -347,10 +349,15 @@ def choose(
 
 
 def rule(
-    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype
+    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype,
+    probe: float | None = None,
 ) -> _Rule:
     """:func:`choose`, issuing its warnings."""
-    chosen, notes = choose(act, method, points, bound, jnp.dtype(dtype))
+    if points is None:
+        probe = None  # one cache entry per rule
+    elif probe is not None:
+        probe = variance_grid(probe)
+    chosen, notes = choose(act, method, points, bound, jnp.dtype(dtype), probe)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=5)
     return chosen
@@ -488,7 +495,7 @@ def expectation(
     if method != "closed" and a is not None and b is not None and a.size:
         found = float(max(a.max(), b.max()))
     bound, check = bounds(max_variance, found)
-    chosen = rule(act, method, n, bound, dt)
+    chosen = rule(act, method, n, bound, dt, found if max_variance is None else check)
     table = _table(chosen, dt)
     e_ss, e_dd = _pair(act, chosen, _marginal(act, chosen, table, k11), k12,
                        _marginal(act, chosen, table, k22))  # fmt: skip
