@@ -178,7 +178,7 @@ def _series_length(
 
 
 def _round_terms(m: int) -> int:
-    """Series lengths as multiples of 8 (the Horner chunk), so that nearby rules share one
+    """Series lengths as multiples of 8, so that nearby rules share one
     compiled program."""
     return -(-m // 8) * 8
 
@@ -355,8 +355,6 @@ def rule(
     """:func:`choose`, issuing its warnings."""
     if points is None:
         probe = None  # one cache entry per rule
-    elif probe is not None:
-        probe = variance_grid(probe)
     chosen, notes = choose(act, method, points, bound, jnp.dtype(dtype), probe)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=5)
