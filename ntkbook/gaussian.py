@@ -121,7 +121,7 @@ def _cells(edges: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=64)
-def polar_nodes(n: int, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def polar_nodes(n: int, *, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""The polar grid: nodes t ∈ [0, 1] with weights (sum 1) along each arc, and radii r with
     weights (sum 1) for :math:`\int_0^\infty g(r)\, r e^{-r^2/2}\, dr`.
 
@@ -211,7 +211,7 @@ def _polar(act: Activation, rule: _Rule, k11: Array, k12: Array, k22: Array) -> 
     """
     nd = k12.ndim
     dtype = k12.dtype
-    t, wt, r, wr = polar_nodes(rule.points, rule.levels)
+    t, wt, r, wr = polar_nodes(rule.points, levels=rule.levels)
     _, rho = correlation(k11, k12, k22)
     theta, _ = angle(rho)
     half = jnp.pi / 2
@@ -236,7 +236,7 @@ def _polar(act: Activation, rule: _Rule, k11: Array, k12: Array, k22: Array) -> 
 
 def polar_size(rule: _Rule) -> int:
     """Nodes of a polar rule per pair (4 arcs × nodes along an arc × radii)."""
-    t, _, r, _ = polar_nodes(rule.points, rule.levels)
+    t, _, r, _ = polar_nodes(rule.points, levels=rule.levels)
     return 4 * t.size * r.size
 
 

@@ -208,7 +208,7 @@ def _rule_values(act: Activation, rule: _Rule, pairs: tuple[np.ndarray, ...]) ->
         v = s22 * (rho * z[:, None] + np.sqrt(1 - rho * rho) * z[None, :])
         weight = w[:, None] * w[None, :]
     else:
-        t, wt, r, wr = polar_nodes(rule.points, rule.levels)
+        t, wt, r, wr = polar_nodes(rule.points, levels=rule.levels)
         theta = np.arccos(rho[:, :, 0])  # (pairs, 1)
         start = np.concatenate([np.pi / 2 + 0 * theta, np.pi / 2 + theta,
                                 1.5 * np.pi + 0 * theta, 1.5 * np.pi + theta], -1)  # (pairs, 4)
