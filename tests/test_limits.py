@@ -348,8 +348,9 @@ def test_closed_form_layers_fuse_into_one_pass_without_n_by_n_temporaries(name, 
     ).compile()
     memory = compiled.memory_analysis()
     matrix = n * n * jnp.dtype(dtype).itemsize
-    # the kernel and the range check's largest variance (a scalar, 0 for closed forms)
-    assert memory.output_size_in_bytes == matrix + jnp.dtype(dtype).itemsize
+    # one (N, N) kernel, plus the range check's largest variance (a scalar, 0 for closed forms)
+    # and the output tuple's table of pointers: under 64 bytes, far below a second matrix
+    assert matrix < memory.output_size_in_bytes < matrix + 64, memory.output_size_in_bytes
     assert memory.temp_size_in_bytes < matrix // 8, memory.temp_size_in_bytes
 
 
