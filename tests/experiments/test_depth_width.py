@@ -77,10 +77,10 @@ def test_theta_law_matches_real_networks_in_distribution():
     # empirical.ntk. Width 3, where the law is far from Gaussian (m_l = 0 has probability 1/8).
     # Two-sample Kolmogorov–Smirnov test per depth at level 1e-3/2 (false alarm ≤ 1e-3 in all);
     # with 8000 networks it rejects a change of the law's scale by 10 % at L = 2 and 25 % at L = 4
-    # (the deeper law is broader; KS distances ≈ 0.05 and 0.04, the
-    # critical value is ≈ 0.02 against 50 000 law draws).
-    x = 2.0 * data.sphere(jax.random.key(5), 1, 4, dtype=jnp.float64)   # ‖x‖² = n_0 = 4
-    nets = depth_width.ntk_diagonal_by_depth(jax.random.key(6), x, width=3, depths=(2, 4),
+    # (the deeper law is broader; KS distances ≈ 0.05 and 0.04, the critical value is ≈ 0.02
+    # against 50 000 law draws).
+    x = 2.0 * data.sphere(1, 4, key=jax.random.key(5), dtype=jnp.float64)   # ‖x‖² = n_0 = 4
+    nets = depth_width.ntk_diagonal_by_depth(x, key=jax.random.key(6), width=3, depths=(2, 4),
                                             n_samples=8000, sigma_w=2**0.5)
     for j, (depth, scale) in enumerate(((2, 1.10), (4, 1.25))):
         law = depth_width.theta_law(width=3, depth=depth, n_samples=50_000,
