@@ -1,9 +1,11 @@
-r"""Depth against width: the NTK's fluctuations grow like exp(c L/n) (Hanin & Nica 2019;
-chapter 10).
+r"""Depth against width: the relative variance of Θ(x, x) at depth L and width n (chapter 10).
 
-:func:`ntk_diagonal_by_depth` draws Θ(x, x) of networks of several depths from one draw of the
-deepest per seed (one backward sweep for every depth); :func:`fit_depth_width` fits
-n · Var(log Θ) ≈ a + c (L − 1) over the grid of widths and depths.
+:func:`ntk_diagonal_by_depth` draws Θ(x, x) of real networks of several depths from one draw of
+the deepest per seed (one backward sweep for every depth). :func:`theta_law` samples the exact
+finite-width law of Θ(x, x) for bias-free ReLU networks (a function of 3(L − 1) + 1 scalars, no
+network), :func:`relative_variance` is the statistic R = n Var / mean², and
+:func:`first_order_law` / :func:`forward_law` its first-order and forward-norm values,
+(L − 1)(11L − 4)/(3L) and n((1 + 5/n)^{L−1} − 1).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import _checks, montecarlo, networks
 
@@ -130,119 +133,112 @@ def ntk_diagonal_by_depth(
     return montecarlo.ensemble(draw, key=key, n_samples=n_samples, block_size=block_size)
 
 
-class DepthWidthFit(NamedTuple):
-    r"""The fit ``n · stat(L, n) ≈ a + c (L − 1)``, i.e. stat ≈ c β + a/n with β = (L − 1)/n.
+class ExactLaw(NamedTuple):
+    r"""Draws of the exact law: Θ(x, x) and the forward norm :math:`A_{L-1}`, each (S,)."""
 
-    Attributes:
-        c: the fitted constant of the exponent (Hanin & Nica: 5 for ReLU).
-        a: the fitted finite-depth offset (in units of 1/n).
-        ci_low, ci_high: percentile bootstrap interval of ``c`` (seeds resampled per width).
-        confidence: the interval's level.
-        stat: (W, D) the statistic at each width and depth.
-        beta: (W, D) β = (L − 1)/n.
-    """
-
-    c: float
-    a: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    stat: np.ndarray
-    beta: np.ndarray
-
-    def contains(self, value: float) -> bool:
-        """True when ``value`` lies in [ci_low, ci_high]."""
-        return self.ci_low <= value <= self.ci_high
+    theta: np.ndarray
+    forward: np.ndarray
 
 
-def _depth_width_stat(theta: np.ndarray, statistic: str) -> np.ndarray:
-    """(..., S, D) positive samples → (..., D): Var(log Θ) or log(E[Θ²]/E[Θ]²) over S."""
-    if statistic == "log_variance":
-        return np.log(theta).var(axis=-2, ddof=1)
-    return np.log(np.mean(theta**2, axis=-2) / np.mean(theta, axis=-2) ** 2)
+def theta_law(*, width: int, depth: int, n_samples: int, rng: np.random.Generator) -> ExactLaw:
+    r"""Draws of Θ(x, x) of a bias-free ReLU network (σ_w² = 2, ‖x‖² = n_0, hidden widths n).
 
-
-def fit_depth_width(
-    samples: Sequence[Array],
-    *,
-    widths: Sequence[int],
-    depths: Sequence[int],
-    statistic: str = "log_variance",
-    n_boot: int = 1000,
-    key: Array | None = None,
-    confidence: float = 0.95,
-) -> DepthWidthFit:
-    r"""Fit the depth-to-width law of the NTK's fluctuations (Hanin & Nica 2019).
-
-    For each width n_w and depth L_j a statistic of the S samples of Θ(x, x) is formed:
-    ``"log_variance"``, :math:`V = \operatorname{Var}(\log\Theta)`, or ``"moment_ratio"``,
-    :math:`V = \log\big(\mathbb E[\Theta^2]/\mathbb E[\Theta]^2\big)` (equal for a log-normal
-    Θ). Then, by least squares over the whole grid,
+    With :math:`A_l = \frac2n\lVert\alpha^{(l)}(x)\rVert^2` (:math:`A_0 = 2`) and
+    :math:`B_l = \lVert\partial f/\partial\tilde\alpha^{(l)}\rVert^2` (:math:`B_L = 1`),
 
     .. math::
 
-        n\, V(L, n) \approx a + c\,(L - 1)
-        \quad\Longleftrightarrow\quad
-        V \approx c\,\beta + \frac{a}{n}, \qquad \beta = \frac{L-1}{n},
+        \begin{aligned}
+        \Theta(x, x) &= \sum_{l=0}^{L-1} A_l B_{l+1}, \qquad
+        A_l = A_{l-1}\,\frac2n\chi^2_{m_l}, \qquad m_l \sim \mathrm{Bin}(n, \tfrac12), \\
+        B_l &= \frac2n\Big(\frac{f^2}{A_l} + B_{l+1}\rho_l\Big), \quad
+        \rho_l \sim \chi^2_{m_l - 1}, \quad f^2 = A_{L-1} z^2,\ z \sim \mathcal N(0, 1),
+        \end{aligned}
 
-    so that the points collapse onto the line cβ when a/n is small. The interval for c resamples
-    the seeds (whole rows, so the correlation between depths of one draw is kept) within each
-    width.
+    all independent given the active counts :math:`m_l` (chapter 10 derives it). Exact at every
+    finite n; the ratio R of :func:`relative_variance` does not depend on σ_w. Float64 scalar
+    draws, 3(L − 1) + 1 per sample.
 
     Args:
-        samples: one array per width, each (S, D) positive (from :func:`ntk_diagonal_by_depth`
-            at one input), S ≥ 2.
-        widths: the W widths n.
-        depths: the D depths L (≥ 2), the columns of every sample array.
-        statistic: ``"log_variance"`` or ``"moment_ratio"``.
-        n_boot: bootstrap resamples.
-        key: ``jax.random`` key for the resampling (default ``jax.random.key(0)``).
-        confidence: the interval's level, in (0, 1).
+        width: n ≥ 1.
+        depth: L ≥ 2 (affine layers).
+        n_samples: S ≥ 1.
+        rng: a ``numpy.random.Generator``.
 
     Returns:
-        :class:`DepthWidthFit`.
+        :class:`ExactLaw` of S draws of Θ(x, x) and :math:`A_{L-1}`.
 
     Raises:
-        ValueError: naming ``samples``, ``widths``, ``depths``, ``statistic``, ``n_boot`` or
-            ``confidence``.
+        ValueError: naming ``width``, ``depth``, ``n_samples`` or ``rng``.
+
+    Example:
+        >>> law = theta_law(width=64, depth=2, n_samples=4, rng=np.random.default_rng(0))
+        >>> law.theta.shape
+        (4,)
     """
-    statistic = _checks.choice("statistic", statistic, ("log_variance", "moment_ratio"))
-    ws = np.asarray([_checks.positive_int("widths", w) for w in widths], dtype=float)
-    ds = np.asarray([_checks.positive_int("depths", d, minimum=2) for d in depths], dtype=float)
-    if len(samples) != ws.size:
-        raise ValueError(f"samples: expected one array per width ({ws.size}), got {len(samples)}")
-    arrays = []
-    for w, s in zip(widths, samples, strict=True):
-        a = np.asarray(s, dtype=float)
-        if a.ndim != 2 or a.shape[1] != ds.size or a.shape[0] < 2:
-            raise ValueError(f"samples: width {w}: expected (S >= 2, {ds.size}), got {a.shape}")
-        if not np.all(np.isfinite(a)) or np.any(a <= 0):
-            raise ValueError(f"samples: width {w}: must be finite and > 0")
-        arrays.append(a)
-    if len(set((ds - 1)[None, :].repeat(ws.size, 0).ravel())) < 2:
-        raise ValueError("depths: need at least two distinct depths to fit c")
-    n_boot = _checks.positive_int("n_boot", n_boot)
-    level = _checks.positive("confidence", confidence)
-    if level >= 1:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
-    key = _checks.key("key", jax.random.key(0) if key is None else key)
+    width = _checks.positive_int("width", width)
+    depth = _checks.positive_int("depth", depth, minimum=2)
+    n_samples = _checks.positive_int("n_samples", n_samples)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng: expected a numpy.random.Generator, got {rng!r}")
+    m = rng.binomial(width, 0.5, size=(depth - 1, n_samples))           # active units m_l
+    chi = 2 / width * rng.chisquare(np.maximum(m, 1)) * (m > 0)          # forward factors
+    rho = rng.chisquare(np.maximum(m - 1, 1)) * (m > 1)                  # ρ_l ~ χ²_{m_l − 1}
+    a = 2 * np.cumprod(np.vstack([np.ones(n_samples), chi]), axis=0)     # A_0 … A_{L−1}
+    f2 = a[-1] * rng.standard_normal(n_samples) ** 2                     # f(x)²
+    b, theta = np.ones(n_samples), a[-1].copy()                          # B_L = 1: term l = L−1
+    for k in range(depth - 2, -1, -1):                                   # B_{k+1}, A_k B_{k+1}
+        b = 2 / width * (np.divide(f2, a[k + 1], out=np.zeros_like(f2), where=a[k + 1] > 0)
+                         + b * rho[k])
+        theta += a[k] * b
+    return ExactLaw(theta, a[-1])
 
-    u = np.broadcast_to(ds - 1, (ws.size, ds.size)).ravel()
 
-    def fit(stats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:  # stats: (B, D) each
-        v = np.stack([w * st for w, st in zip(ws, stats, strict=True)], axis=-2)
-        v = v.reshape(v.shape[:-2] + (-1,))
-        return montecarlo._ols(np.broadcast_to(u, v.shape), v)
+def relative_variance(samples: ArrayLike, *, width: int, axis: int = 0) -> np.ndarray:
+    r"""R = n Var(x) / E[x]² along ``axis`` (sample variance with ddof = 1).
 
-    stat = np.stack([_depth_width_stat(a, statistic) for a in arrays])
-    a0, c0 = fit(list(stat))
-    keys = jax.random.split(key, ws.size)
-    boot = []
-    for k, a in zip(keys, arrays, strict=True):
-        idx = np.asarray(jax.random.randint(k, (n_boot, a.shape[0]), 0, a.shape[0]))
-        boot.append(_depth_width_stat(a[idx], statistic))  # (B, D)
-    _, cb = fit(boot)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(cb, [alpha, 1.0 - alpha])
-    return DepthWidthFit(float(c0), float(a0), float(low), float(high), level, stat,
-                         (ds[None, :] - 1) / ws[:, None])
+    Args:
+        samples: positive draws, ≥ 2 along ``axis``.
+        width: n ≥ 1, the factor in front.
+        axis: the sample axis.
+
+    Returns:
+        R with ``axis`` removed.
+
+    Raises:
+        ValueError: naming ``samples`` or ``width``.
+
+    Example:
+        >>> float(relative_variance(np.array([1.0, 3.0]), width=4))
+        2.0
+    """
+    width = _checks.positive_int("width", width)
+    x = np.asarray(samples, dtype=float)
+    if x.ndim == 0 or x.shape[axis] < 2 or not np.all(np.isfinite(x)):
+        raise ValueError(f"samples: need >= 2 finite draws along axis {axis}, got {x.shape}")
+    return width * x.var(axis=axis, ddof=1) / x.mean(axis=axis) ** 2
+
+
+def first_order_law(depth: int) -> float:
+    r"""The limit :math:`\lim_n n\operatorname{Var}\Theta(x,x)/\mathbb E[\Theta(x,x)]^2
+    = (L-1)(11L-4)/(3L)` for bias-free ReLU (3 at L = 2, slope 11/3 in L).
+
+    Example:
+        >>> first_order_law(2)
+        3.0
+    """
+    depth = _checks.positive_int("depth", depth, minimum=2)
+    return (depth - 1) * (11 * depth - 4) / (3 * depth)
+
+
+def forward_law(*, width: int, depth: int) -> float:
+    r"""The forward norm's exact :math:`n\big(\mathbb E[A_{L-1}^2]/\mathbb E[A_{L-1}]^2 - 1\big)
+    = n\big((1 + 5/n)^{L-1} - 1\big)`, which tends to 5(L − 1).
+
+    Example:
+        >>> forward_law(width=5, depth=2)
+        5.0
+    """
+    width = _checks.positive_int("width", width)
+    depth = _checks.positive_int("depth", depth, minimum=2)
+    return width * ((1 + 5 / width) ** (depth - 1) - 1)
