@@ -9,7 +9,7 @@ Modules follow the notes (see ``book/intro.md`` for the map):
 - :mod:`ntkbook.empirical` — the empirical NTK of a finite network;
 - :mod:`ntkbook.training` — gradient descent / flow and the linearised model;
 - :mod:`ntkbook.regression` — closed-form kernel regression and GP inference;
-- :mod:`ntkbook.montecarlo` — ensembles over initialisations and rate fits;
+- :mod:`ntkbook.montecarlo` — ensembles over initialisations and the moments of their draws;
 - :mod:`ntkbook.sharding` — the same on several devices or hosts (meshes, memmap output);
 - :mod:`ntkbook.experiments` — chapter-scale experiments built from the modules above, one per
   topic (lazy training, μP, catapult, depth vs width, Lemma 1's norms, exact moments);

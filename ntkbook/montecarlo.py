@@ -1,10 +1,8 @@
-r"""Ensembles over random initialisations, and rates of convergence (used by every chapter).
+r"""Ensembles over random initialisations and the moments of their draws (used by every chapter).
 
 :func:`ensemble` evaluates ``fn(key)`` for ``n_samples`` independent keys — vmapped inside ``jit``
-in blocks of ``block_size`` samples (``lax.map``), so memory is that of one block.
-:func:`fit_rate` fits the slope of log(error) against log(width), with a bootstrap
-confidence interval: a width-n quantity converging at the :math:`n^{-1/2}` rate of the
-notes' Theorems 1–2 has slope −1/2.
+in blocks of ``block_size`` samples (``lax.map``), so memory is that of one block. Rates,
+intervals and tests over such ensembles are in :mod:`ntkbook.stats`.
 
 Example:
     >>> import jax
@@ -15,48 +13,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import DTypeLike
 
-from . import _checks, empirical, networks
+from . import _checks, empirical, networks, stats
 
 Array = jax.Array
-
-
-class RateFit(NamedTuple):
-    """log(error) ≈ intercept + slope · log(width), with a bootstrap CI for the slope.
-
-    Attributes:
-        slope: OLS slope of log(error) on log(width).
-        intercept: OLS intercept (error ≈ e^intercept · width^slope).
-        ci_low, ci_high: percentile bootstrap confidence interval of the slope.
-        confidence: the CI's level, e.g. 0.95.
-        n_boot: number of bootstrap resamples used.
-    """
-
-    slope: float
-    intercept: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    n_boot: int
-
-    def contains(self, rate: float) -> bool:
-        """True when ``rate`` lies in [ci_low, ci_high]."""
-        return self.ci_low <= rate <= self.ci_high
-
-
-class MeanSem(NamedTuple):
-    """Sample mean and its standard error s/√S along the sample axis."""
-
-    mean: Array
-    sem: Array
 
 
 @partial(jax.jit, static_argnames=("fn", "n_samples", "chunk_size"))
@@ -98,119 +65,6 @@ def ensemble(
     n_samples = _checks.positive_int("n_samples", n_samples)
     chunk = n_samples if block_size is None else _checks.positive_int("block_size", block_size)
     return _ensemble(fn, key, n_samples, min(chunk, n_samples))
-
-
-def mean_sem(samples: Array, *, axis: int = 0) -> MeanSem:
-    r"""Mean and standard error over ``axis``: x̄ and s/√S with s² = Σ(x − x̄)²/(S − 1).
-
-    Raises:
-        ValueError: naming ``samples`` when fewer than 2 samples or non-finite values.
-    """
-    x = jnp.asarray(samples)
-    if x.ndim == 0 or x.shape[axis] < 2:
-        raise ValueError(f"samples: need at least 2 samples along axis {axis}, got shape {x.shape}")
-    _checks.finite("samples", x)
-    n = x.shape[axis]
-    return MeanSem(x.mean(axis=axis), x.std(axis=axis, ddof=1) / np.sqrt(n))
-
-
-def _ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares line y ≈ a + b x over the last axis: (a, b); NaN slope if x is constant."""
-    xm, ym = x.mean(axis=-1, keepdims=True), y.mean(axis=-1, keepdims=True)
-    sxx = np.sum(np.square(x - xm), axis=-1)
-    sxy = np.sum((x - xm) * (y - ym), axis=-1)
-    slope = np.divide(sxy, sxx, out=np.full_like(sxy, np.nan), where=sxx > 0)
-    return ym[..., 0] - slope * xm[..., 0], slope
-
-
-def _rate_inputs(widths: Sequence[float], errors: Array) -> tuple[np.ndarray, np.ndarray]:
-    """Validated (log widths (W,), errors (W,) or (W, S))."""
-    w = np.asarray(widths, dtype=float)
-    e = np.asarray(errors, dtype=float)
-    if w.ndim != 1 or np.unique(w).size < 2:
-        raise ValueError(f"widths: need a 1-D sequence with >= 2 distinct widths, got {widths!r}")
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
-        raise ValueError("widths: must be finite and > 0")
-    if e.ndim not in (1, 2) or e.shape[0] != w.size:
-        raise ValueError(
-            f"errors: expected shape ({w.size},) or ({w.size}, n_seeds) to match widths, "
-            f"got {e.shape}"
-        )
-    if e.ndim == 1 and np.unique(w).size < 3:
-        raise ValueError(
-            "widths: resampling (width, error) pairs needs >= 3 distinct widths "
-            "(or pass errors as (n_widths, n_seeds))"
-        )
-    if e.ndim == 2 and e.shape[1] < 2:
-        raise ValueError(f"errors: need >= 2 seeds per width in the 2-D form, got shape {e.shape}")
-    if not np.all(np.isfinite(e)) or np.any(e <= 0):
-        raise ValueError("errors: must be finite and > 0 (their logarithm is fitted)")
-    return np.log(w), e
-
-
-def fit_rate(
-    widths: Sequence[float],
-    errors: Array,
-    *,
-    n_boot: int = 1000,
-    key: Array | None = None,
-    confidence: float = 0.95,
-) -> RateFit:
-    r"""Fit error ≈ C · width^slope by least squares in log–log, with a bootstrap CI.
-
-    .. math::
-
-        \log e_i = a + s \log n_i + \varepsilon_i, \qquad
-        \hat s = \frac{\sum_i (u_i - \bar u)(v_i - \bar v)}{\sum_i (u_i - \bar u)^2},
-
-    with :math:`u = \log n` and :math:`v = \log e`.
-
-    ``errors`` of shape (W,) is one error per width (W ≥ 3 distinct widths); the CI then comes
-    from resampling the (width, error) pairs. Of shape (W, S) — S seeds per width, what the
-    chapters use — the fit is to the log of the per-width mean error (e_i = mean over seeds),
-    and the CI resamples the seeds within each width. Resamples whose widths are all equal
-    (possible for pairs) are dropped. The CI is the percentile interval at level ``confidence``.
-
-    Args:
-        widths: n_1 … n_W > 0, at least two distinct (three for 1-D ``errors``).
-        errors: positive, shape (W,) or (W, S) with S ≥ 2.
-        n_boot: bootstrap resamples (≥ 1).
-        key: ``jax.random`` key for the resampling (default ``jax.random.key(0)``): the same key
-            gives the same CI.
-        confidence: the CI level, in (0, 1).
-
-    Returns:
-        :class:`RateFit`.
-
-    Example:
-        >>> fit = fit_rate([100, 400, 1600], [[0.1, 0.11], [0.05, 0.052], [0.026, 0.024]])
-        >>> round(fit.slope, 2)
-        -0.5
-    """
-    u, e = _rate_inputs(widths, errors)
-    n_boot = _checks.positive_int("n_boot", n_boot)
-    level = _checks.positive("confidence", confidence)
-    if level >= 1:
-        raise ValueError(f"confidence: must be in (0, 1), got {confidence!r}")
-    key = _checks.key("key", jax.random.key(0) if key is None else key)
-
-    # Resampling indices from JAX (reproducible from ``key``); the arithmetic in float64 NumPy.
-    if e.ndim == 1:
-        v = np.log(e)
-        idx = np.asarray(jax.random.randint(key, (n_boot, u.size), 0, u.size))
-        _, boot = _ols(u[idx], v[idx])
-    else:
-        v = np.log(e.mean(axis=1))
-        idx = np.asarray(jax.random.randint(key, (n_boot,) + e.shape, 0, e.shape[1]))
-        means = np.take_along_axis(np.broadcast_to(e, idx.shape), idx, axis=2).mean(axis=2)
-        _, boot = _ols(np.broadcast_to(u, means.shape), np.log(means))
-    intercept, slope = _ols(u, v)
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        raise ValueError("n_boot: every resample had a single distinct width; increase n_boot")
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return RateFit(float(slope), float(intercept), float(low), float(high), level, int(boot.size))
 
 
 # ------------------------------------------------- statistics of ensembles (chapters 3–4)
@@ -291,8 +145,8 @@ def second_moments(samples: Array) -> Covariance:
     if x.ndim != 2:
         raise ValueError(f"samples: expected (S, D), got shape {x.shape}")
     products = x[:, :, None] * x[:, None, :]
-    stats = mean_sem(products, axis=0)
-    return Covariance(stats.mean, stats.sem)
+    moments = stats.mean_sem(products, axis=0)
+    return Covariance(moments.mean, moments.sem)
 
 
 def relative_frobenius_error(estimate: Array, reference: Array) -> Array:
@@ -476,104 +330,6 @@ def ntk_at_init(
 # ------------------------------------------------- test statistics shared by chapters 1–4
 
 
-class ZScore(NamedTuple):
-    """A Monte Carlo mean, its standard error, and its distance to a reference in standard errors.
-
-    Attributes:
-        mean: sample mean over the draws.
-        sem: its standard error s/√S.
-        z: (mean − reference) / sem.
-    """
-
-    mean: Array
-    sem: Array
-    z: Array
-
-
-def z_scores(samples: Array, reference: Array | float, *, axis: int = 0) -> ZScore:
-    r"""How many standard errors a Monte Carlo mean lies from a reference value, entry by entry.
-
-    .. math::
-
-        z = \frac{\bar x - x_{\rm ref}}{s / \sqrt S}, \qquad
-        s^2 = \frac{1}{S-1}\sum_{s=1}^S (x_s - \bar x)^2 .
-
-    For S independent draws with mean :math:`x_{\rm ref}`, z is approximately standard normal
-    (Student t with S − 1 degrees of freedom), so a few units bound it; a wrong reference moves it
-    by (bias)·√S/s.
-
-    Args:
-        samples: draws along ``axis`` (≥ 2 of them), finite, not all equal.
-        reference: the value the mean should have, broadcastable to the mean's shape.
-        axis: the sample axis.
-
-    Returns:
-        :class:`ZScore` ``(mean, sem, z)``, each of the shape of the mean.
-
-    Raises:
-        ValueError: naming ``samples`` (too few, non-finite, zero spread) or ``reference``
-            (non-finite, or not broadcastable to the mean).
-
-    Example:
-        >>> import jax
-        >>> x = 2.0 + jax.random.normal(jax.random.key(0), (10_000,))
-        >>> abs(float(z_scores(x, 2.0).z)) < 4
-        True
-    """
-    stats = mean_sem(samples, axis=axis)
-    ref = jnp.asarray(reference, dtype=stats.mean.dtype)
-    _checks.finite("reference", ref)
-    try:
-        ref = jnp.broadcast_to(ref, stats.mean.shape)
-    except ValueError:
-        raise ValueError(
-            f"reference: shape {ref.shape} does not broadcast to the mean's {stats.mean.shape}"
-        ) from None
-    if bool(jnp.any(stats.sem == 0)):
-        raise ValueError("samples: zero spread along the sample axis (no standard error)")
-    return ZScore(stats.mean, stats.sem, (stats.mean - ref) / stats.sem)
-
-
-def pooled_prefactor(widths: Sequence[float], errors: Array, *, slope: float) -> MeanSem:
-    r"""The prefactor C of error ≈ C · width^slope, pooled over widths and seeds.
-
-    .. math::
-
-        C_{i,s} = n_i^{-\text{slope}}\, e_{i,s}, \qquad \hat C = \frac{1}{WS}\sum_{i,s} C_{i,s},
-
-    with the standard error of :math:`\hat C` over the W·S values. If the rate is right, every
-    :math:`C_{i,s}` has the same mean; the per-width means drift like
-    :math:`n^{\text{true} - \text{slope}}` otherwise.
-
-    Args:
-        widths: n_1 … n_W > 0.
-        errors: (W, S) positive errors, S ≥ 1 seeds per width (W·S ≥ 2).
-        slope: the rate whose prefactor is estimated (e.g. −1/2).
-
-    Returns:
-        :class:`MeanSem` of the pooled prefactor.
-
-    Raises:
-        ValueError: naming ``widths``, ``errors`` or ``slope``.
-
-    Example:
-        >>> c = pooled_prefactor([100, 400], [[0.1, 0.1], [0.05, 0.05]], slope=-0.5)
-        >>> round(float(c.mean), 6)
-        1.0
-    """
-    w = np.asarray(widths, dtype=float)
-    e = np.asarray(errors, dtype=float)
-    if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)) or np.any(w <= 0):
-        raise ValueError(f"widths: expected a non-empty 1-D sequence of values > 0, got {widths!r}")
-    if e.ndim != 2 or e.shape[0] != w.size or e.size < 2:
-        raise ValueError(f"errors: expected ({w.size}, n_seeds) with >= 2 values, got {e.shape}")
-    if not np.all(np.isfinite(e)) or np.any(e <= 0):
-        raise ValueError("errors: must be finite and > 0")
-    if not np.isfinite(slope):
-        raise ValueError(f"slope: must be finite, got {slope!r}")
-    return mean_sem(jnp.asarray((w[:, None] ** (-slope) * e).ravel()))
-
-
 class BlockErrors(NamedTuple):
     r"""Distance of a matrix-valued kernel :math:`\Theta_{ii'}` from :math:`K \otimes \mathrm{Id}`.
 
@@ -686,58 +442,3 @@ def kernel_projection(estimate: Array, reference: Array) -> Array:
     if float(norm2) == 0.0:
         raise ValueError("reference: has zero norm")
     return jnp.sum(est * jnp.broadcast_to(ref, est.shape), axis=(-2, -1)) / norm2
-
-
-# ------------------------------------------------- decay of deterministic sequences (chapter 7)
-
-
-def local_slopes(
-    x: Sequence[float], y: Sequence[float], *, edges: Sequence[float], log_x: bool = True
-) -> np.ndarray:
-    r"""Least-squares slopes of log y against log x (or x) within consecutive windows.
-
-    For window j, the points with :math:`e_j \le x_i \le e_{j+1}`:
-
-    .. math::
-
-        s_j = \arg\min_{s, a} \sum_i \big(\log y_i - a - s\, u_i\big)^2,
-
-        u_i = \log x_i \ (\text{or } x_i \text{ if } \texttt{log\_x} = \text{False}).
-
-    For a *deterministic* sequence (eigenvalues μ_k of a kernel) there is no noise to bootstrap:
-    the local slopes themselves show whether the sequence has reached its asymptotic power law
-    (they converge, e.g. −2.02, −2.005, −2.001 …) or decays faster than any power (they keep
-    steepening). With ``log_x=False`` the slope is the rate r of geometric decay
-    :math:`y \propto e^{-r x}`.
-
-    Args:
-        x: positive abscissae (degrees k), 1-D.
-        y: positive values, same length.
-        edges: increasing window edges e_0 < e_1 < …; each window needs ≥ 2 distinct x.
-        log_x: fit against log x (power law) or x (geometric decay).
-
-    Returns:
-        (len(edges) − 1,) slopes.
-
-    Raises:
-        ValueError: naming ``x``, ``y`` or ``edges``.
-    """
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if xs.ndim != 1 or xs.shape != ys.shape:
-        raise ValueError(f"y: expected the 1-D shape of x {xs.shape}, got {ys.shape}")
-    if not np.all(np.isfinite(xs)) or np.any(xs <= 0):
-        raise ValueError("x: must be finite and > 0")
-    if not np.all(np.isfinite(ys)) or np.any(ys <= 0):
-        raise ValueError("y: must be finite and > 0 (their logarithm is fitted)")
-    e = np.asarray(edges, dtype=float)
-    if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
-        raise ValueError(f"edges: need >= 2 increasing values, got {edges!r}")
-    u = np.log(xs) if log_x else xs
-    out = []
-    for lo, hi in zip(e[:-1], e[1:], strict=True):
-        sel = (xs >= lo) & (xs <= hi)
-        if np.unique(xs[sel]).size < 2:
-            raise ValueError(f"edges: window [{lo:g}, {hi:g}] holds fewer than 2 distinct x")
-        _, slope = _ols(u[sel], np.log(ys[sel]))
-        out.append(float(slope))
-    return np.asarray(out)

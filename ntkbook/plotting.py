@@ -110,7 +110,7 @@ STYLE: dict[RcKeyType, Any] = {
 
 
 class RateLike(Protocol):
-    """What :func:`loglog_rate` reads from a fit (e.g. :class:`ntkbook.montecarlo.RateFit`):
+    """What :func:`loglog_rate` reads from a fit (e.g. :class:`ntkbook.stats.RateFit`):
     ``log y ≈ intercept + slope · log x`` (natural logs), slope CI [ci_low, ci_high]."""
 
     slope: float
@@ -229,7 +229,7 @@ def loglog_rate(
     r"""Points (x_i, y_i) on log-log axes, with a fitted power law and a theory-slope guide.
 
     The fitted line is :math:`y = e^{c}\, x^{s}` with c = ``fit.intercept``, s = ``fit.slope``
-    (natural logs, as :func:`ntkbook.montecarlo.fit_rate` returns); its legend entry reads
+    (natural logs, as :func:`ntkbook.stats.fit_rate` returns); its legend entry reads
     ``fit: slope s [ci_low, ci_high]`` (two decimals). The theory guide is the dashed line of slope
     ``theory_slope`` through the geometric mean of the points, labelled ``theory: slope …``.
 

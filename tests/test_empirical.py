@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from ntkbook import activations, costs, empirical, montecarlo, networks
+from ntkbook import activations, costs, empirical, montecarlo, networks, stats
 
 F64 = jnp.float64
 X1 = jax.random.normal(jax.random.key(1), (6, 3), F64)
@@ -173,7 +173,7 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
     (Hanin & Nica 2019), i.e. a relative sd √(10/n) for two hidden layers of width n; the mean
     relative error over S seeds is below that r.m.s. value (Jensen), plus a sampling sd
     ≤ √(10/n)/√S. Bound: √(10/n)(1 + 3/√S). The rate is then checked by a log–log fit over the
-    two widths: its bootstrap CI must contain −1/2.
+    two widths: its 99.9 % t interval (ntkbook.stats) must contain −1/2.
     """
     x = np.asarray(jax.random.normal(jax.random.key(21), (5, 4), jnp.float32), dtype=float)
     beta, sigma_w, n_seeds = 0.5, 1.2, 8
@@ -192,7 +192,7 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
         err = np.linalg.norm(thetas - limit, axis=(1, 2)) / np.linalg.norm(limit)
         assert err.mean() < np.sqrt(10 / n) * (1 + 3 / np.sqrt(n_seeds)), (n, err.mean())
         errors.append(err)
-    fit = montecarlo.fit_rate(widths, np.array(errors), key=jax.random.key(0))
+    fit = stats.fit_rate(widths, np.array(errors), confidence=0.999)  # false alarm 1e-3
     assert fit.contains(-0.5), fit
 
 

@@ -1,5 +1,5 @@
-"""ntkbook.montecarlo: ensembles over keys (chunked vmap), rate fits, ensemble statistics, NTKs
-at initialisation, test statistics."""
+"""ntkbook.montecarlo: ensembles over keys (chunked vmap), ensemble statistics, NTKs at
+initialisation, test statistics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkbook import empirical, limits, montecarlo, networks
+from ntkbook import empirical, limits, montecarlo, networks, stats
 
 
 def _draw(key: jax.Array) -> dict:
@@ -36,109 +36,6 @@ def test_ensemble_same_key_bitwise_and_chunking_does_not_change_draws() -> None:
     np.testing.assert_allclose(a["z"], c["z"], rtol=1e-14, atol=0)
     assert not np.array_equal(a["z"], montecarlo.ensemble(_draw, key=jax.random.key(2),
                                                           n_samples=10)["z"])
-
-
-def test_mean_sem_matches_numpy() -> None:
-    x = np.asarray(jax.random.normal(jax.random.key(0), (50, 4), jnp.float64))
-    stats = montecarlo.mean_sem(x)
-    np.testing.assert_allclose(stats.mean, x.mean(axis=0), rtol=1e-13)
-    np.testing.assert_allclose(stats.sem, x.std(axis=0, ddof=1) / np.sqrt(50), rtol=1e-13)
-
-
-def test_fit_rate_exact_power_law() -> None:
-    widths = np.array([64, 128, 256, 512, 1024])
-    errors = 3.0 * widths**-0.5
-    fit = montecarlo.fit_rate(widths, errors)
-    # Noise-free data: every resample lies on the same line, so the CI collapses to the slope.
-    assert abs(fit.slope + 0.5) < 1e-12 and abs(fit.intercept - np.log(3.0)) < 1e-12
-    assert abs(fit.ci_low + 0.5) < 1e-12 and abs(fit.ci_high + 0.5) < 1e-12
-
-
-def test_fit_rate_per_seed_errors_and_ci() -> None:
-    """2-D errors: slope of log(mean over seeds) (checked against np.polyfit), CI that covers the
-    true rate, and the same key giving the same CI."""
-    rng = np.random.default_rng(0)
-    widths = np.array([100, 200, 400, 800, 1600])
-    errors = 2.0 * widths[:, None] ** -0.5 * np.exp(0.3 * rng.standard_normal((5, 16)))
-    fit = montecarlo.fit_rate(widths, errors, key=jax.random.key(1))
-    slope, intercept = np.polyfit(np.log(widths), np.log(errors.mean(axis=1)), 1)
-    assert abs(fit.slope - slope) < 1e-12 and abs(fit.intercept - intercept) < 1e-12
-    assert fit.ci_low < fit.slope < fit.ci_high and fit.contains(-0.5)
-    assert fit == montecarlo.fit_rate(widths, errors, key=jax.random.key(1))
-
-
-def test_fit_rate_pairs_bootstrap_width_matches_ols_standard_error() -> None:
-    """1-D errors, iid log-normal noise σ: OLS slope sd = σ/√Σ(u − ū)². The pairs bootstrap's 95%
-    half-width should be ≈ 1.96 sd: with 60 points its sd estimate has relative error ≈ 1/√120
-    ≈ 9% (plus ≈ 2% bootstrap Monte Carlo error at n_boot = 2000), so a ±35% band is ≈ 3.5 sd."""
-    rng = np.random.default_rng(1)
-    widths = np.geomspace(50, 5000, 60)
-    sigma = 0.2
-    errors = widths**-0.5 * np.exp(sigma * rng.standard_normal(60))
-    fit = montecarlo.fit_rate(widths, errors, n_boot=2000, key=jax.random.key(2))
-    u = np.log(widths)
-    sd = sigma / np.sqrt(np.sum((u - u.mean()) ** 2))
-    half_width = (fit.ci_high - fit.ci_low) / 2
-    assert 0.65 < half_width / (1.96 * sd) < 1.35
-    assert fit.n_boot == 2000
-
-
-def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="^fn:"):
-        montecarlo.ensemble(3, key=jax.random.key(0), n_samples=2)
-    with pytest.raises(ValueError, match="^key:"):
-        montecarlo.ensemble(_draw, key=0, n_samples=2)
-    with pytest.raises(ValueError, match="^n_samples:"):
-        montecarlo.ensemble(_draw, key=jax.random.key(0), n_samples=0)
-    with pytest.raises(ValueError, match="^block_size:"):
-        montecarlo.ensemble(_draw, key=jax.random.key(0), n_samples=4, block_size=0)
-    with pytest.raises(ValueError, match="^samples:"):
-        montecarlo.mean_sem(np.ones(1))
-    w = [10, 20, 40]
-    with pytest.raises(ValueError, match="^errors:"):
-        montecarlo.fit_rate(w, [0.1, 0.2])
-    with pytest.raises(ValueError, match="^errors:"):
-        montecarlo.fit_rate(w, [0.1, -0.2, 0.3])
-    with pytest.raises(ValueError, match="^errors:"):
-        montecarlo.fit_rate(w, [0.1, np.nan, 0.3])
-    with pytest.raises(ValueError, match="^errors:"):
-        montecarlo.fit_rate(w, [[0.1], [0.2], [0.3]])
-    with pytest.raises(ValueError, match="^widths:"):
-        montecarlo.fit_rate([10, 10, 10], [0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match="^widths:"):
-        montecarlo.fit_rate([10, 20], [0.1, 0.2])
-    with pytest.raises(ValueError, match="^widths:"):
-        montecarlo.fit_rate([0, 20, 40], [0.1, 0.2, 0.3])
-    with pytest.raises(ValueError, match="^n_boot:"):
-        montecarlo.fit_rate(w, [0.1, 0.2, 0.3], n_boot=0)
-    with pytest.raises(ValueError, match="^confidence:"):
-        montecarlo.fit_rate(w, [0.1, 0.2, 0.3], confidence=1.0)
-    with pytest.raises(ValueError, match="^key:"):
-        montecarlo.fit_rate(w, [0.1, 0.2, 0.3], key=7)
-
-
-def test_local_slopes_power_law_and_geometric():
-    k = np.arange(1, 257)
-    s = montecarlo.local_slopes(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=[8, 16, 32, 64, 128])
-    # (1 + 1/k) steepens the slope by ≈ −1/k: the local slopes rise towards −2
-    assert np.all(np.diff(s) > 0) and s[-1] == pytest.approx(-2.0, abs=0.02)
-    g = montecarlo.local_slopes(k, np.exp(-0.3 * k), edges=[1, 10, 20], log_x=False)
-    np.testing.assert_allclose(g, [-0.3, -0.3], rtol=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("x", "y", "edges", "name"),
-    [
-        ([1.0, 2.0], [1.0], [1, 2], "y"),
-        ([0.0, 2.0], [1.0, 1.0], [1, 2], "x"),
-        ([1.0, 2.0], [1.0, -1.0], [1, 2], "y"),
-        ([1.0, 2.0], [1.0, 1.0], [2, 1], "edges"),
-        ([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [1, 1.5, 3], "edges"),
-    ],
-)
-def test_local_slopes_errors(x, y, edges, name):
-    with pytest.raises(ValueError, match=name):
-        montecarlo.local_slopes(x, y, edges=edges)
 
 
 # ------------------------------------------------------------------ ensemble statistics
@@ -170,8 +67,8 @@ def test_excess_kurtosis_laplace():
     # standard error of the fourth moment via 10 independent batches.
     x = jax.random.laplace(jax.random.key(1), (10, S // 10))
     ks = montecarlo.excess_kurtosis(x.T)
-    stats = montecarlo.mean_sem(ks)
-    assert abs(float(stats.mean) - 3.0) < 5 * float(stats.sem) + 0.05  # + O(1/S) bias
+    ms = stats.mean_sem(ks)
+    assert abs(float(ms.mean) - 3.0) < 5 * float(ms.sem) + 0.05  # + O(1/S) bias
 
 
 def test_excess_kurtosis_rejects_bad_input():
@@ -270,8 +167,8 @@ def test_one_hidden_layer_mean_is_the_limit():
         X, net=net, key=jax.random.key(1), n_samples=n_samples, dtype=jnp.float64
     )
     k = limits.kernels(X, depth=2, activation="relu", beta=0.5)
-    last = montecarlo.mean_sem(out.by_layer[:, 1])
-    rest = montecarlo.mean_sem(out.by_layer[:, 0])
+    last = stats.mean_sem(out.by_layer[:, 1])
+    rest = stats.mean_sem(out.by_layer[:, 0])
     assert np.all(np.abs(last.mean - k.sigma[1]) < 5 * last.sem)
     assert np.all(np.abs(rest.mean - k.theta[0] * k.sigma_dot[1]) < 5 * rest.sem)
     # the samples really fluctuate (width 8): the test above is not vacuous
@@ -311,68 +208,6 @@ def test_ntk_at_init_bad_inputs():
         )
     with pytest.raises(ValueError, match="key"):
         montecarlo.ntk_at_init(X, net=net, key=0, n_samples=2)
-
-
-# ------------------------------------------------------------------ test statistics
-
-
-def test_z_scores_match_the_formula_and_detect_a_wrong_reference() -> None:
-    x = 1.0 + 0.5 * jax.random.normal(jax.random.key(0), (4000, 3), jnp.float64)
-    out = montecarlo.z_scores(x, 1.0)
-    mean = np.mean(np.asarray(x), axis=0)
-    sem = np.std(np.asarray(x), axis=0, ddof=1) / np.sqrt(4000)
-    np.testing.assert_allclose(out.mean, mean, rtol=1e-12)
-    np.testing.assert_allclose(out.sem, sem, rtol=1e-12)
-    np.testing.assert_allclose(out.z, (mean - 1.0) / sem, rtol=1e-10, atol=1e-10)
-    assert np.all(np.abs(out.z) < 4)
-    # a reference 5 % off is (0.05 / (0.5 / √4000)) ≈ 6.3 standard errors away
-    assert np.all(np.abs(montecarlo.z_scores(x, 1.05).z) > 4)
-    # per-entry references broadcast; axis selects the sample axis
-    z_t = montecarlo.z_scores(x.T, jnp.array([1.0, 1.0, 1.0]), axis=1)
-    np.testing.assert_allclose(z_t.z, out.z, rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.parametrize(
-    ("samples", "reference", "match"),
-    [
-        (np.ones((1, 3)), 0.0, "samples"),
-        (np.array([[1.0, np.nan], [2.0, 3.0]]), 0.0, "samples"),
-        (np.ones((5, 2)), 0.0, "samples: zero spread"),
-        (np.arange(10.0).reshape(5, 2), np.zeros(3), "reference"),
-        (np.arange(10.0).reshape(5, 2), np.inf, "reference"),
-    ],
-)
-def test_z_scores_errors(samples: np.ndarray, reference: object, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        montecarlo.z_scores(samples, reference)
-
-
-def test_pooled_prefactor_is_constant_for_the_right_rate_only() -> None:
-    widths = np.array([64, 256, 1024])
-    rng = np.random.default_rng(0)
-    errors = 2.0 * widths[:, None] ** -0.5 * np.exp(0.1 * rng.standard_normal((3, 50)))
-    c = montecarlo.pooled_prefactor(widths, errors, slope=-0.5)
-    np.testing.assert_allclose(c.mean, np.mean(np.sqrt(widths)[:, None] * errors), rtol=1e-12)
-    assert abs(float(c.mean) - 2.0 * np.exp(0.005)) < 4 * float(c.sem)
-    # with the wrong rate the per-width prefactors drift by 16^{1/6} across the widths
-    wrong = [montecarlo.pooled_prefactor(widths[i:i + 1], errors[i:i + 1], slope=-1 / 3)
-             for i in (0, 2)]
-    assert float(wrong[1].mean) / float(wrong[0].mean) < 0.8
-
-
-@pytest.mark.parametrize(
-    ("widths", "errors", "slope", "match"),
-    [
-        ([1, 2], [0.1, 0.2], -0.5, "errors"),
-        ([1, 2], [[0.1], [0.2], [0.3]], -0.5, "errors"),
-        ([0, 2], [[0.1], [0.2]], -0.5, "widths"),
-        ([1, 2], [[0.1], [-0.2]], -0.5, "errors"),
-        ([1, 2], [[0.1], [0.2]], np.nan, "slope"),
-    ],
-)
-def test_pooled_prefactor_errors(widths: object, errors: object, slope: float, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        montecarlo.pooled_prefactor(widths, errors, slope=slope)
 
 
 def test_identity_block_errors_against_a_loop() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -131,3 +133,65 @@ def test_pooled_prefactor_and_mean_sem() -> None:
 def test_bad_input_names_the_argument(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------- z scores and pooled prefactors (moved from montecarlo)
+
+
+def test_z_scores_match_the_formula_and_detect_a_wrong_reference() -> None:
+    x = 1.0 + 0.5 * jax.random.normal(jax.random.key(0), (4000, 3), jnp.float64)
+    out = stats.z_scores(x, 1.0)
+    mean = np.mean(np.asarray(x), axis=0)
+    sem = np.std(np.asarray(x), axis=0, ddof=1) / np.sqrt(4000)
+    np.testing.assert_allclose(out.mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(out.sem, sem, rtol=1e-12)
+    np.testing.assert_allclose(out.z, (mean - 1.0) / sem, rtol=1e-10, atol=1e-10)
+    assert np.all(np.abs(out.z) < 4)
+    # a reference 5 % off is (0.05 / (0.5 / √4000)) ≈ 6.3 standard errors away
+    assert np.all(np.abs(stats.z_scores(x, 1.05).z) > 4)
+    # per-entry references broadcast; axis selects the sample axis
+    z_t = stats.z_scores(x.T, jnp.array([1.0, 1.0, 1.0]), axis=1)
+    np.testing.assert_allclose(z_t.z, out.z, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("samples", "reference", "match"),
+    [
+        (np.ones((1, 3)), 0.0, "samples"),
+        (np.array([[1.0, np.nan], [2.0, 3.0]]), 0.0, "samples"),
+        (np.ones((5, 2)), 0.0, "samples: zero spread"),
+        (np.arange(10.0).reshape(5, 2), np.zeros(3), "reference"),
+        (np.arange(10.0).reshape(5, 2), np.inf, "reference"),
+    ],
+)
+def test_z_scores_errors(samples: np.ndarray, reference: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.z_scores(samples, reference)
+
+
+def test_pooled_prefactor_is_constant_for_the_right_rate_only() -> None:
+    widths = np.array([64, 256, 1024])
+    rng = np.random.default_rng(0)
+    errors = 2.0 * widths[:, None] ** -0.5 * np.exp(0.1 * rng.standard_normal((3, 50)))
+    c = stats.pooled_prefactor(widths, errors, slope=-0.5)
+    np.testing.assert_allclose(c.mean, np.mean(np.sqrt(widths)[:, None] * errors), rtol=1e-12)
+    assert abs(float(c.mean) - 2.0 * np.exp(0.005)) < 4 * float(c.sem)
+    # with the wrong rate the per-width prefactors drift by 16^{1/6} across the widths
+    wrong = [stats.pooled_prefactor(widths[i:i + 1], errors[i:i + 1], slope=-1 / 3)
+             for i in (0, 2)]
+    assert float(wrong[1].mean) / float(wrong[0].mean) < 0.8
+
+
+@pytest.mark.parametrize(
+    ("widths", "errors", "slope", "match"),
+    [
+        ([1, 2], [0.1, 0.2], -0.5, "errors"),
+        ([1, 2], [[0.1], [0.2], [0.3]], -0.5, "errors"),
+        ([0, 2], [[0.1], [0.2]], -0.5, "widths"),
+        ([1, 2], [[0.1], [-0.2]], -0.5, "errors"),
+        ([1, 2], [[0.1], [0.2]], np.nan, "slope"),
+    ],
+)
+def test_pooled_prefactor_errors(widths: object, errors: object, slope: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        stats.pooled_prefactor(widths, errors, slope=slope)
