@@ -79,11 +79,11 @@ def _run_rescaled(
 
 
 def train_rescaled(
-    net: MLP,
-    params: Params,
     x: Array,
     y: Array,
     *,
+    net: MLP,
+    params: Params,
     scale: float,
     lr: float,
     steps: int,
@@ -177,7 +177,7 @@ def _jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
     return JacobianSizes(jnp.sqrt(sw / pw[None, :]), sw, jnp.sqrt(sb / pb[None, :]), sb)
 
 
-def jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
+def jacobian_sizes(x: Array, *, net: MLP, params: Params) -> JacobianSizes:
     r"""Sizes of the per-parameter derivatives of f(x), layer by layer, by reverse-mode autodiff.
 
     .. math::
@@ -257,13 +257,13 @@ def _hessian_power(
 
 
 def hessian_norm(
-    net: MLP,
-    params: Params,
     x: Array,
     *,
+    net: MLP,
+    params: Params,
+    key: Array | None = None,
     tol: float = 1e-3,
     max_iters: int = 200,
-    key: Array | None = None,
 ) -> HessianNorm:
     r"""Spectral norm of the Hessian of f(x) in the parameters, by power iteration on H².
 
@@ -342,7 +342,7 @@ def _taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> Taylor
     return TaylorTerms(lin, 0.5 * second, f(params) - f0 - lin, norm)
 
 
-def taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> TaylorTerms:
+def taylor_terms(x: Array, *, net: MLP, params: Params, params0: Params) -> TaylorTerms:
     r"""First- and second-order terms of f along a parameter displacement Δθ = θ − θ₀.
 
     .. math::
@@ -426,7 +426,7 @@ def _linearisation_gap(
 
 
 def linearisation_gap(
-    net: MLP, params0: Params, x: Array, y: Array, *, lr: float, steps: int
+    x: Array, y: Array, *, net: MLP, params0: Params, lr: float, steps: int
 ) -> LinearisationGap:  # fmt: skip
     r"""Gradient descent on a network and on its linearisation, side by side, for S seeds at once.
 
@@ -445,10 +445,10 @@ def linearisation_gap(
     compilation per architecture.
 
     Args:
-        net: a network with one output (n_L = 1).
-        params0: θ₀ for S seeds, every leaf stacked along a leading axis of length S.
         x: training inputs (N, n_0).
         y: targets, (N,) or (N, 1).
+        net: a network with one output (n_L = 1).
+        params0: θ₀ for S seeds, every leaf stacked along a leading axis of length S.
         lr: η > 0.
         steps: T ≥ 1.
 
