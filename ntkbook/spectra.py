@@ -212,7 +212,9 @@ def zonal_spectrum(
     return ZonalSpectrum(degrees, mu, mult)
 
 
-_DECAY_LAWS = {"power": np.log, "geometric": lambda k: k, "stretched": np.sqrt}
+_DECAY_LAWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "power": np.log, "geometric": lambda k: k, "stretched": np.sqrt,
+}
 
 
 def decay_rates(
