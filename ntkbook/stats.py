@@ -98,7 +98,7 @@ class LocalSlopes(NamedTuple):
 
 
 class Equivalence(NamedTuple):
-    """Result of two one-sided tests of |estimate − target| < margin.
+    """Result of two one-sided tests of abs(estimate − target) < margin.
 
     Attributes:
         estimate, se, dof: the statistic, its standard error and degrees of freedom.
