@@ -1,5 +1,6 @@
 r"""Positive definiteness and spectra of kernel matrices (notes §7): the numerical rank,
-the dimension of spherical harmonics and the zonal (Funk–Hecke) spectrum of a dot-product kernel."""
+the dimension of spherical harmonics, the zonal (Funk–Hecke) spectrum of a dot-product kernel
+and the local decay rates of a spectrum."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import _checks
 from .activations import Activation
-from .limits import nngp, ntk
+from .limits import kernels
 
 Array = jax.Array
 
@@ -197,15 +198,77 @@ def zonal_spectrum(
     x0[0, 0] = 1.0
     xg = np.zeros((n, d))
     xg[:, 0], xg[:, 1] = np.cos(gamma), np.sin(gamma)
-    fn = ntk if which == "ntk" else nngp
-    kappa = fn(
+    # one recursion for both kernels (layers=[-1]): Θ∞^(L) and Σ^(L) share a compilation
+    k = kernels(
         jnp.asarray(x0), jnp.asarray(xg), depth=depth, activation=activation, beta=beta,
-        sigma_w=sigma_w, quadrature=quadrature, points=points, dtype=jnp.float64,
+        sigma_w=sigma_w, quadrature=quadrature, points=points, dtype=jnp.float64, layers=[-1],
     )  # fmt: skip
-    kappa = np.asarray(kappa, float)[0]
+    kappa = np.asarray(k.theta if which == "ntk" else k.sigma, float)[0, 0]
     const = math.gamma(d / 2) / (math.sqrt(math.pi) * math.gamma((d - 1) / 2))
     p = _gegenbauer_normalised(d, k_max, np.cos(gamma))
     mu = const * (p * (kappa * np.sin(gamma) ** (d - 2) * w)[None, :]).sum(axis=1)
     degrees = np.arange(k_max + 1)
     mult = np.array([harmonic_dimension(d, int(k)) for k in degrees])
     return ZonalSpectrum(degrees, mu, mult)
+
+
+_DECAY_LAWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "power": np.log, "geometric": lambda k: k, "stretched": np.sqrt,
+}
+
+
+def decay_rates(
+    degree: np.ndarray, values: np.ndarray, *, edges: tuple[float, ...] | list[float],
+    law: str = "power",
+) -> np.ndarray:  # fmt: skip
+    r"""Local decay rates of a deterministic positive sequence (eigenvalues μ_k, coefficients a_k).
+
+    For window j (the degrees :math:`e_j \le k \le e_{j+1}`), the least-squares slope
+
+    .. math::
+
+        s_j = \arg\min_{s, c} \sum_{k} \big(\log y_k - c - s\, u(k)\big)^2, \qquad
+        u(k) = \log k \ (\text{power}), \quad k \ (\text{geometric}), \quad \sqrt k \
+        (\text{stretched}),
+
+    so :math:`y_k \propto k^{s}`, :math:`e^{s k}` or :math:`e^{s\sqrt k}` within the window. A
+    sequence that has reached its law shows slopes that *converge* from window to window; a
+    sequence decaying faster than the law keeps steepening. There is no interval: the sequence
+    is computed, not sampled (no seeds, no noise), so the only uncertainty is how far the windows
+    are from the asymptotic regime — which the drift of the slopes shows. (For noisy
+    measurements over widths × seeds use :func:`ntkbook.stats.local_slopes`.)
+
+    Args:
+        degree: positive degrees k, 1-D.
+        values: positive y_k, same shape.
+        edges: increasing window edges e_0 < e_1 < …; each window needs ≥ 2 distinct degrees.
+        law: ``"power"``, ``"geometric"`` or ``"stretched"``.
+
+    Returns:
+        (len(edges) − 1,) slopes s_j.
+
+    Raises:
+        ValueError: naming ``degree``, ``values``, ``edges`` or ``law``.
+
+    Example:
+        >>> k = np.arange(1.0, 65.0)
+        >>> np.round(decay_rates(k, k**-2.0, edges=(4, 16, 64)), 6).tolist()
+        [-2.0, -2.0]
+    """
+    u_of = _DECAY_LAWS[_checks.choice("law", law, tuple(_DECAY_LAWS))]
+    k, y = np.asarray(degree, dtype=float), np.asarray(values, dtype=float)
+    if k.ndim != 1 or not np.all(np.isfinite(k)) or np.any(k <= 0):
+        raise ValueError(f"degree: expected finite values > 0 in a 1-D array, got shape {k.shape}")
+    if y.shape != k.shape or not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(f"values: expected finite values > 0 of shape {k.shape}")
+    e = np.asarray(edges, dtype=float)
+    if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges: need >= 2 increasing values, got {edges!r}")
+    u, logy = u_of(k), np.log(y)
+    out = []
+    for lo, hi in zip(e[:-1], e[1:], strict=True):
+        sel = (k >= lo) & (k <= hi)
+        if np.unique(k[sel]).size < 2:
+            raise ValueError(f"edges: window [{lo:g}, {hi:g}] holds fewer than 2 distinct degrees")
+        out.append(float(np.polyfit(u[sel], logy[sel], 1)[0]))
+    return np.asarray(out)

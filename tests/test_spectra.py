@@ -96,3 +96,32 @@ def test_zonal_spectrum_errors():
         spectra.zonal_spectrum(dim=2, max_degree=-1, depth=2)
     with pytest.raises(ValueError, match="activation"):
         spectra.zonal_spectrum(dim=2, max_degree=3, depth=2, activation="nope")
+
+
+def test_decay_rates_recover_each_law_and_see_the_drift():
+    k = np.arange(1.0, 257.0)
+    # k^{-2}(1 + 1/k): the local exponents approach −2 from below, window after window; the
+    # offset is d log(1 + 1/k)/d log k ≈ −1/k, at most 1/64 on the last window [64, 128]
+    s = spectra.decay_rates(k, 3.0 * k**-2.0 * (1 + 1 / k), edges=(8, 16, 32, 64, 128))
+    assert np.all(np.diff(np.abs(s + 2.0)) < 0) and 0 < -(s[-1] + 2.0) < 1 / 64
+    g = spectra.decay_rates(k, np.exp(-0.3 * k), edges=(1, 10, 20), law="geometric")
+    np.testing.assert_allclose(g, -0.3, rtol=1e-10)
+    st = spectra.decay_rates(k, np.exp(-1.5 * np.sqrt(k)), edges=(4, 64, 256), law="stretched")
+    np.testing.assert_allclose(st, -1.5, rtol=1e-10)
+    # a geometric sequence fitted as a power law keeps steepening
+    assert np.all(np.diff(spectra.decay_rates(k, np.exp(-0.3 * k), edges=(2, 4, 8, 16))) < 0)
+
+
+@pytest.mark.parametrize(
+    "degree, values, edges, law, name",
+    [
+        ([1.0, 2.0], [1.0, 0.5], (1, 2), "cubic", "law"),
+        ([0.0, 2.0], [1.0, 0.5], (1, 2), "power", "degree"),
+        ([1.0, 2.0], [1.0, -0.5], (1, 2), "power", "values"),
+        ([1.0, 2.0], [1.0, 0.5], (2, 1), "power", "edges"),
+        ([1.0, 2.0, 3.0], [1.0, 0.5, 0.3], (1, 1.5, 3), "power", "edges"),
+    ],
+)
+def test_decay_rates_errors(degree, values, edges, law, name):
+    with pytest.raises(ValueError, match=name):
+        spectra.decay_rates(np.array(degree), np.array(values), edges=edges, law=law)

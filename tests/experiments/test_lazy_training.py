@@ -168,3 +168,42 @@ def test_train_rescaled_errors(kwargs, name):
         lazy_training.train_rescaled(
             x, jnp.zeros((3, 1)), net=NET, params=p0, scale=1.0, lr=0.1, steps=1
         )
+
+
+def test_linearisation_gap_matches_rescaled_runs_and_the_single_seed_functions():
+    # reference, seed by seed: train_rescaled at a = 1 is GD on f − f₀ (the network, and its
+    # linearisation through training._linearised, an independent implementation of f^lin)
+    x, steps, lr = _x(5), 12, 0.7
+    y = jnp.sin(x[:, :1])
+    seeds = [_params(s) for s in (3, 4)]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *seeds)
+    out = lazy_training.linearisation_gap(x, y, net=NET, params0=stacked, lr=lr, steps=steps)
+    for s, p0 in enumerate(seeds):
+        kw = dict(scale=1.0, lr=lr, steps=steps, record_at=list(range(steps + 1)))
+        run = lazy_training.train_rescaled(x, y, net=NET, params=p0, **kw)
+        lin = lazy_training.train_rescaled(x, y, net=NET, params=p0, linearised=True, **kw)
+        gap = jnp.max(jnp.sqrt(jnp.mean((run.f_train - lin.f_train) ** 2, axis=(1, 2))))
+        np.testing.assert_allclose(out.gap[s], gap, rtol=1e-9)   # float64: round-off only
+        js = lazy_training.jacobian_sizes(x, net=NET, params=p0)
+        np.testing.assert_allclose(out.sumsq_w[s], js.sumsq_w, rtol=1e-12)
+        t = lazy_training.taylor_terms(x, net=NET, params=run.params, params0=p0)
+        np.testing.assert_allclose(out.taylor.quadratic[s], t.quadratic, rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(out.taylor.delta_norm[s], t.delta_norm, rtol=1e-9)
+    assert float(out.gap.min()) > 0   # a finite network is not its linearisation
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(net="mlp"), "net"),
+        (dict(params0=[1.0]), "params0"),
+        (dict(y=jnp.zeros(3)), "y"),
+        (dict(lr=0.0), "lr"),
+        (dict(steps=0), "steps"),
+    ],
+)
+def test_linearisation_gap_errors(kwargs, name):
+    p = jax.tree.map(lambda a: a[None], _params())
+    args = dict(net=NET, params0=p, x=_x(4), y=jnp.zeros(4), lr=0.1, steps=2) | kwargs
+    with pytest.raises(ValueError, match=name):
+        lazy_training.linearisation_gap(args.pop("x"), args.pop("y"), **args)
