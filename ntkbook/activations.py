@@ -171,8 +171,9 @@ def angle(rho: Array) -> tuple[Array, Array]:
     arithmetic),
     and arccos would turn a few ulps into an angle of √ulps (3e-4 in float32).
 
-    The forward pass has no guards (it is the inner loop of the ReLU kernels); the derivatives
-    come from a custom JVP,
+    The forward pass has one guard (a double ``where`` at the snap, so that second-order
+    autodiff, which differentiates this primal too, never sees √0); the derivatives come from a
+    custom JVP,
 
     .. math:: \frac{dθ}{dρ} = -\frac{1}{\sin θ}, \qquad \frac{d \sin θ}{dρ} = -\frac{ρ}{\sin θ},
 
@@ -180,7 +181,10 @@ def angle(rho: Array) -> tuple[Array, Array]:
     """
     a = jnp.abs(rho)
     gap = 1.0 - a
-    root = jnp.sqrt(jnp.where(gap <= _SNAP_ULPS * jnp.finfo(rho.dtype).eps, 0.0, gap))
+    snap = gap <= _SNAP_ULPS * jnp.finfo(rho.dtype).eps
+    # double where: under jacfwd ∘ jacrev JAX differentiates this primal too, and √0 has an
+    # infinite derivative (0 · inf = NaN); the inner where keeps √ away from 0
+    root = jnp.where(snap, 0.0, jnp.sqrt(jnp.where(snap, 1.0, gap)))
     sin = root * jnp.sqrt(1.0 + a)
     if jnp.finfo(rho.dtype).bits <= 32:
         x, coefficients = a, _AS_4_4_46
