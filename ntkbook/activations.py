@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from . import piecewise
 
 Array = jax.Array
 ArrayFn = Callable[[Array], Array]
@@ -68,7 +70,13 @@ def _elementwise_grad(fn: ArrayFn) -> ArrayFn:
     return sigma_dot
 
 
-def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False) -> Activation:
+def from_function(
+    fn: ArrayFn,
+    *,
+    name: str | None = None,
+    kinked: bool = False,
+    kinks: Sequence[float] | None = None,
+) -> Activation:
     r"""Wrap a JAX function σ as an :class:`Activation`, with :math:`\dot\sigma` from ``jax.grad``.
 
     Args:
@@ -76,6 +84,16 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
         name: a name for plots and messages (default: ``fn.__name__``).
         kinked: set True if :math:`\dot\sigma` jumps at 0 (selects the kink-aware quadrature of
             :mod:`ntkbook.limits`).
+        kinks: the points where σ̇ jumps, if σ is continuous and *linear between them*
+            (relu6, hard_tanh, a clipped or shifted ReLU, …): σ is then fitted as
+            c + a z + Σ_k s_k relu(z − t_k) and gets the exact closed form of
+            :mod:`ntkbook.piecewise` (error ≈ 1e-15 instead of the 1e-3 of a quadrature across
+            a kink away from 0). ``kinks=(0.0,)`` for a σ that is not piecewise linear means
+            ``kinked=True``.
+
+    Raises:
+        ValueError: naming ``kinks`` if they are not finite numbers, or if σ is not linear
+            between them and a kink lies away from 0 (no rule is exact for that).
 
     Returns:
         The activation (cached: the same ``fn`` gives the same object, so ``jit`` does not
@@ -89,15 +107,50 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
     """
     if not callable(fn):
         raise ValueError(f"activation: expected a name or a callable, got {fn!r}")
+    points = None if kinks is None else _kinks(kinks)
     try:
-        return _from_function_cached(fn, name, kinked)
+        return _from_function_cached(fn, name, kinked, points)
     except TypeError:  # an unhashable callable: build it afresh (jit then retraces per call)
-        return _build(fn, name, kinked)
+        return _build(fn, name, kinked, points)
 
 
-def _build(fn: ArrayFn, name: str | None, kinked: bool) -> Activation:
+def _kinks(kinks: object) -> tuple[float, ...]:
+    """``kinks`` as a sorted tuple of distinct finite floats, or ``ValueError`` naming it."""
+    try:
+        points = tuple(sorted({float(t) for t in kinks}))  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"kinks: expected a sequence of numbers, got {kinks!r}") from None
+    if not all(math.isfinite(t) for t in points):
+        raise ValueError(f"kinks: must be finite, got {kinks!r}")
+    return points
+
+
+def _build(
+    fn: ArrayFn, name: str | None, kinked: bool, kinks: tuple[float, ...] | None = None
+) -> Activation:
     label = name or getattr(fn, "__name__", "custom")
-    return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
+    if kinks is None:
+        return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
+    pieces = piecewise.fit(fn, kinks)
+    if pieces is not None:
+        return _piecewise_activation(label, fn, pieces)
+    if any(t != 0.0 for t in kinks):
+        raise ValueError(
+            f"kinks: {label!r} is not linear between the kinks {kinks}; exact expectations "
+            "are available for piecewise-linear σ (any kinks) or for a kink at 0 only"
+        )
+    return Activation(label, fn, _elementwise_grad(fn), kinked=True)
+
+
+def _piecewise_activation(name: str, fn: ArrayFn, pieces: piecewise.Pieces) -> Activation:
+    """A piecewise-linear σ with the exact expectations of :func:`ntkbook.piecewise.expectation`."""
+    return Activation(
+        name,
+        fn,
+        functools.partial(piecewise.sigma_dot, pieces),
+        kinked=bool(pieces.kinks),
+        expectation=functools.partial(piecewise.expectation, pieces),
+    )
 
 
 _from_function_cached = functools.lru_cache(maxsize=256)(_build)
@@ -375,6 +428,16 @@ _REGISTRY: dict[str, Activation] = {
     "sin": Activation("sin", jnp.sin, jnp.cos, expectation=_sin_expectation),
     "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
     "gelu_tanh": from_function(jax.nn.gelu, name="gelu_tanh"),
+    "relu6": _piecewise_activation(
+        "relu6", jax.nn.relu6, piecewise.Pieces(0.0, 0.0, (0.0, 6.0), (1.0, -1.0))
+    ),
+    "hard_tanh": _piecewise_activation(
+        "hard_tanh", jax.nn.hard_tanh, piecewise.Pieces(-1.0, 0.0, (-1.0, 1.0), (1.0, -1.0))
+    ),
+    "hard_sigmoid": _piecewise_activation(
+        "hard_sigmoid", jax.nn.hard_sigmoid,
+        piecewise.Pieces(0.0, 0.0, (-3.0, 3.0), (1.0 / 6.0, -1.0 / 6.0)),
+    ),  # fmt: skip
 }
 _ALIASES = {"linear": "identity", "none": "identity", "x2": "square"}
 
@@ -386,12 +449,15 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
 
     Known names: ``relu``, ``erf``, ``identity`` (alias ``linear``), ``abs``, ``tanh``,
     ``softplus``, ``gelu`` (exact, with Φ), ``gelu_tanh`` (the tanh approximation, the default of
-    ``jax.nn.gelu``), ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+    ``jax.nn.gelu``), ``sin``, ``square``, and the piecewise-linear ``relu6``, ``hard_tanh``,
+    ``hard_sigmoid`` (exact closed forms of :mod:`ntkbook.piecewise`, kinks declared); use
+    :func:`leaky_relu` for leaky ReLU.
 
     A callable is first matched *by identity* against well-known JAX functions
     (:func:`recognise`): ``jax.nn.relu``, ``jnp.abs``, ``jnp.tanh``, ``jax.scipy.special.erf``,
     ``jax.nn.softplus``, ``jax.nn.gelu`` (either form, also as a ``functools.partial``),
-    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity`` and ``jax.nn.leaky_relu`` (any
+    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity``, ``jax.nn.relu6``, ``jax.nn.hard_tanh``,
+    ``jax.nn.hard_sigmoid`` and ``jax.nn.leaky_relu`` (any
     ``negative_slope``), so that they get their closed form and their kink flag. Any other
     callable becomes :func:`from_function` (:math:`\dot\sigma` by autodiff,
     ``kinked=False``); the automatic
@@ -429,6 +495,9 @@ def _known_functions() -> tuple[tuple[object, str], ...]:
         (jnp.sin, "sin"),
         (jnp.square, "square"),
         (jax.nn.identity, "identity"),
+        (jax.nn.relu6, "relu6"),
+        (jax.nn.hard_tanh, "hard_tanh"),
+        (jax.nn.hard_sigmoid, "hard_sigmoid"),
     ]
     return tuple(pairs)
 
