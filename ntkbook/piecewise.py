@@ -63,6 +63,7 @@ _X, _W = special.roots_legendre(20)
 _X = tuple(float(v) for v in _X)
 _W = tuple(float(v) for v in _W)
 _HIGH = 0.925  # |ρ| from which the high-correlation expansion of Genz is used
+_SNAP_ULPS = 8  # |ρ| this close to 1 counts as ±1 (as in activations.angle)
 _FIT_RTOL = 1e-12  # how closely σ must match its piecewise-linear fit (relative to its scale)
 
 
@@ -297,6 +298,10 @@ def expectation(p: Pieces, k11: Array, k12: Array, k22: Array) -> tuple[Array, A
     d2 = jnp.where(pos2, jnp.sqrt(_safe(pos2, k22)), 0.0)
     d1s, d2s = _safe(both, d1), _safe(both, d2)
     rho = jnp.clip(jnp.where(both, k12 / (d1s * d2s), 0.0), -1.0, 1.0)
+    # ρ within a few ulps of ±1 is ±1 up to rounding (x = x′ from a Gram matrix), as in
+    # activations.angle: the ρ-derivative there is then the subgradient 0, not 1/√ulp
+    snap = 1.0 - jnp.abs(rho) <= _SNAP_ULPS * jnp.finfo(dt).eps
+    rho = jnp.where(snap, jnp.sign(rho), rho)
     ss = p.c * p.c + p.a * p.a * k12
     dd = jnp.full(k12.shape, p.a * p.a, dt)
     if not p.kinks:
