@@ -60,7 +60,7 @@ def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
     n = n_points or n
     n_autodiff = min(n, n_autodiff)
     net = networks.mlp(widths, activation="relu")
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float32)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float32)
     x = jax.random.normal(jax.random.key(1), (n, widths[0]), jnp.float32)
     forward = jax.jit(lambda p, a: networks.forward(net, p, a).pre[-1])
     t_forward, _ = _best_of(lambda: forward(params, x), repeats)
@@ -79,7 +79,7 @@ def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
         m_points = n if structured else n_autodiff
         xm = x[:m_points]
         def call(m: str = method, b: int | None = batch_size, a: jax.Array = xm) -> jax.Array:
-            return empirical.ntk(net, params, a, method=m, block_size=b)
+            return empirical.ntk(a, net=net, params=params, method=m, block_size=b)
 
         seconds, kernels[method] = _best_of(call, repeats if structured else 1)
         result["methods"][method] = {

@@ -122,11 +122,13 @@ def ensemble(n_nets: int) -> dict:
     key = jax.random.key(0)
 
     def sharded() -> jax.Array:
-        return sharding.train_ensemble(net, key, x, y, n_samples=n_nets, mesh="all", **opts).loss
+        return sharding.train_ensemble(
+            x, y, net=net, key=key, n_samples=n_nets, mesh="all", **opts
+        ).loss
 
     def loop(count: int = n_nets) -> list[jax.Array]:
         return [
-            training.train(net, networks.init(k, net), x, y, **opts).loss
+            training.train(x, y, net=net, params=networks.init(net, key=k), **opts).loss
             for k in jax.random.split(key, n_nets)[:count]
         ]
 

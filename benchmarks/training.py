@@ -34,7 +34,7 @@ def _three_matmuls(a: jax.Array, d: jax.Array, w: jax.Array) -> tuple[jax.Array,
 
 def main() -> dict:
     net = networks.mlp((DIM, *[WIDTH] * (DEPTH - 1), 1), activation="relu")
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float32)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float32)
     x = jax.random.normal(jax.random.key(1), (N_POINTS, DIM), jnp.float32)
     y = jnp.sin(x[:, :1])
 
@@ -51,7 +51,8 @@ def main() -> dict:
 
     def run(record_at, record_ntk=False):
         return training.train(
-            net, params, x, y, lr=LR, steps=STEPS, record_at=record_at, record_ntk=record_ntk
+            x, y, net=net, params=params, lr=LR, steps=STEPS, record_at=record_at,
+            record_ntk=record_ntk
         ).f_train
 
     # the compute floor of one step: the three (N × n) @ (n × n) products of the hidden layer

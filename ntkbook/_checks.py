@@ -7,11 +7,14 @@ public functions validate before they enter compiled code.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
+
+_S = TypeVar("_S", bound=str)
 
 
 def is_concrete(x: object) -> bool:
@@ -105,7 +108,7 @@ def key(name: str, value: object) -> jax.Array:
     raise ValueError(f"{name}: expected a jax.random key (jax.random.key(seed)), got {value!r}")
 
 
-def choice(name: str, value: str, options: Sequence[str]) -> str:
+def choice(name: str, value: _S, options: Sequence[str]) -> _S:
     """Return ``value`` if it is one of ``options``, else raise ``ValueError`` naming ``name``."""
     if value not in options:
         raise ValueError(f"{name}: expected one of {tuple(options)}, got {value!r}")
@@ -184,6 +187,19 @@ def symmetric(name: str, k: object) -> jax.Array:
     if float(jnp.max(jnp.abs(k - k.T))) > rtol * max(scale, 1e-300):
         raise ValueError(f"{name}: not symmetric")
     return 0.5 * (k + k.T)
+
+
+def train_test_blocks(
+    names: tuple[str, str, str], xx: object, zx: object, zz: object
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A kernel's blocks on training inputs X (N rows) and test inputs Z (M rows): (X, X)
+    symmetric (N, N), (Z, X) (M, N), (Z, Z) symmetric (M, M); errors name the block."""
+    kxx = symmetric(names[0], xx)
+    kzx = matrix(names[1], zx, n_features=kxx.shape[0])
+    kzz = symmetric(names[2], zz)
+    if kzz.shape[0] != kzx.shape[0]:
+        raise ValueError(f"{names[2]}: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
+    return kxx, kzx, kzz
 
 
 def times(name: str, t: object, *, integer: bool = False) -> tuple[jax.Array, bool]:

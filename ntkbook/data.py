@@ -17,7 +17,7 @@ Example:
     >>> import jax
     >>> circle(8).shape
     (8, 2)
-    >>> sphere(jax.random.key(0), 5, 3).shape
+    >>> sphere(5, 3, key=jax.random.key(0)).shape
     (5, 3)
 """
 
@@ -94,7 +94,7 @@ def circle(n_angles: int, *, dtype: jnp.dtype | None = None) -> Array:
     return jnp.stack([jnp.cos(gamma), jnp.sin(gamma)], axis=1)
 
 
-def sphere(key: Array, n: int, dim: int, *, dtype: jnp.dtype | None = None) -> Array:
+def sphere(n: int, dim: int, *, key: Array, dtype: jnp.dtype | None = None) -> Array:
     r"""N points drawn uniformly on the unit sphere :math:`S^{d-1} \subset \mathbb{R}^d`.
 
     .. math::
@@ -104,9 +104,9 @@ def sphere(key: Array, n: int, dim: int, *, dtype: jnp.dtype | None = None) -> A
     (the Gaussian is rotation invariant, so x_i is uniform on the sphere).
 
     Args:
-        key: a ``jax.random`` key.
         n: number of points N ≥ 1.
         dim: ambient dimension d = n_0 ≥ 1 (d = 1 gives ±1).
+        key: a ``jax.random`` key.
         dtype: float dtype (default: JAX's default float).
 
     Returns:
@@ -155,9 +155,9 @@ def smooth_target(x: Array) -> Array:
 
 
 def regression(
-    key: Array,
     n: int,
     *,
+    key: Array,
     dim: int = 1,
     noise: float = 0.1,
     target: Callable[[Array], Array] = smooth_target,
@@ -172,8 +172,8 @@ def regression(
         \qquad \varepsilon_i \sim \mathcal N(0, 1).
 
     Args:
-        key: a ``jax.random`` key (split into one key for x and one for ε).
         n: number of samples N ≥ 1.
+        key: a ``jax.random`` key (split into one key for x and one for ε).
         dim: input dimension n_0 ≥ 1 (1 or 2 for pictures).
         noise: the noise standard deviation, ≥ 0.
         target: f*, mapping (N, n_0) to (N, 1); default :func:`smooth_target`.
@@ -184,7 +184,7 @@ def regression(
 
     Example:
         >>> import jax
-        >>> ds = regression(jax.random.key(0), 20, dim=2)
+        >>> ds = regression(20, key=jax.random.key(0), dim=2)
         >>> ds.x.shape, ds.y.shape
         ((20, 2), (20, 1))
     """
@@ -243,8 +243,8 @@ def _load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def digits(
-    key: Array,
     *,
+    key: Array,
     n_train: int,
     n_test: int,
     center: bool = True,
@@ -307,7 +307,11 @@ def digits(
         10,
     )
 def single_index(
-    key: Array, n: int, *, dim: int, direction: Array | None = None,
+    n: int,
+    *,
+    key: Array,
+    dim: int,
+    direction: Array | None = None,
     dtype: jnp.dtype | None = None,
 ) -> Dataset:
     r"""A single-index task on the sphere of radius √d: the target depends on one direction w.
@@ -323,8 +327,8 @@ def single_index(
     only one (noiseless: ``y == y_clean``).
 
     Args:
-        key: a ``jax.random`` key (the inputs; w too unless ``direction`` is given).
         n: number of points N ≥ 1.
+        key: a ``jax.random`` key (the inputs; w too unless ``direction`` is given).
         dim: d ≥ 1.
         direction: w, a (d,) vector (normalised here); default: uniform on the sphere, drawn from
             a key split off ``key`` — pass it explicitly to draw a test set with the same w.
@@ -342,7 +346,7 @@ def single_index(
     dt = _float_dtype(dtype)
     kx, kw = jax.random.split(key)
     if direction is None:
-        w = sphere(kw, 1, dim, dtype=dt)[0]
+        w = sphere(1, dim, key=kw, dtype=dt)[0]
     else:
         w = jnp.asarray(direction, dt)
         if w.shape != (dim,):
@@ -352,6 +356,6 @@ def single_index(
         if float(norm) == 0.0:
             raise ValueError("direction: must be non-zero")
         w = w / norm
-    x = jnp.sqrt(jnp.asarray(dim, dt)) * sphere(kx, n, dim, dtype=dt)
+    x = jnp.sqrt(jnp.asarray(dim, dt)) * sphere(n, dim, key=kx, dtype=dt)
     y = ((x @ w) ** 2 - 1.0)[:, None] / jnp.sqrt(jnp.asarray(2.0, dt))
     return Dataset(x, y, y)

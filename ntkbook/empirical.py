@@ -43,17 +43,18 @@ Example:
     >>> import jax, jax.numpy as jnp
     >>> from ntkbook import networks
     >>> net = networks.mlp((3, 256, 256, 1), activation="relu")
-    >>> params = networks.init(jax.random.key(0), net)
+    >>> params = networks.init(net, key=jax.random.key(0))
     >>> x = jax.random.normal(jax.random.key(1), (5, 3))
-    >>> ntk(net, params, x, traced=True).shape
+    >>> ntk(x, net=net, params=params, traced=True).shape
     (5, 5)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable
-from functools import partial
+from functools import partial, reduce
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -149,8 +150,8 @@ def _jacobian_terms(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool
 
 def _jacobian_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Array:
     """Θ by Jacobian contraction: the sum over all parameter leaves of :func:`_jacobian_terms`."""
-    terms = jax.tree.leaves(_jacobian_terms(fn, params, x1, x2, traced))
-    return sum(terms[1:], start=terms[0])
+    terms: list[Array] = jax.tree.leaves(_jacobian_terms(fn, params, x1, x2, traced))
+    return reduce(operator.add, terms)
 
 
 def _ntvp_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Array:
@@ -318,11 +319,11 @@ def _batch(block_size: int | None) -> int | None:
 
 
 def ntk(
-    net: MLP,
-    params: Params,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: MLP,
+    params: Params,
     method: Method = "auto",
     traced: bool = False,
     block_size: int | None = None,
@@ -331,10 +332,10 @@ def ntk(
     (:func:`ntkbook.sharding.empirical_ntk` splits the rows of ``x1`` over several).
 
     Args:
-        net: the architecture (:func:`ntkbook.networks.mlp`).
-        params: its parameters (:func:`ntkbook.networks.init`, or trained ones).
         x1: inputs (N1, n_0).
         x2: inputs (N2, n_0); default ``x1``.
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        params: its parameters (:func:`ntkbook.networks.init`, or trained ones).
         method: ``"structured"`` (the layer-wise rule; what ``"auto"`` picks), ``"jacobian"``
             or ``"ntvp"`` — see the module docstring. All agree to float rounding.
         traced: return :math:`\frac{1}{n_L} \sum_k \Theta_{kk}(x, x')`, shape (N1, N2), which
@@ -364,11 +365,11 @@ def ntk(
 
 
 def ntk_fn(
-    fn: ModelFn,
-    params: Any,
     x1: Array,
     x2: Array | None = None,
     *,
+    fn: ModelFn,
+    params: Any,
     method: Literal["auto", "jacobian", "ntvp"] = "auto",
     traced: bool = False,
     block_size: int | None = None,
@@ -382,10 +383,10 @@ def ntk_fn(
     ``fn`` must treat the rows of ``x`` independently (batching splits them into blocks).
 
     Args:
+        x1, x2: inputs (N1, d) and (N2, d); x2 defaults to x1.
         fn: a JAX function of (params pytree, inputs (N, d)) returning (N, n_out). Pass the same
             function object on repeated calls to reuse the compiled kernel.
         params: the parameter pytree θ.
-        x1, x2: inputs (N1, d) and (N2, d); x2 defaults to x1.
         method: ``"jacobian"``, ``"ntvp"``, or ``"auto"``: Jacobian contraction costs
             ∝ N1 N2 n_out² P for the full kernel against ∝ N1 N2 n_out P for NTK-vector products,
             so ``"auto"`` picks ``"jacobian"`` when ``traced`` or n_out = 1, else ``"ntvp"``.
@@ -398,7 +399,7 @@ def ntk_fn(
     Example:
         >>> import jax.numpy as jnp
         >>> fn = lambda p, x: jnp.tanh(x @ p["w"])
-        >>> ntk_fn(fn, {"w": jnp.ones((2, 3))}, jnp.ones((4, 2))).shape
+        >>> ntk_fn(jnp.ones((4, 2)), fn=fn, params={"w": jnp.ones((2, 3))}).shape
         (4, 4, 3, 3)
     """
     if not callable(fn):
@@ -420,11 +421,11 @@ def ntk_fn(
 
 
 def ntk_by_layer(
-    net: MLP,
-    params: Params,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: MLP,
+    params: Params,
     method: Literal["auto", "structured", "jacobian"] = "auto",
     block_size: int | None = None,
 ) -> Array:
@@ -439,7 +440,7 @@ def ntk_by_layer(
     so that :math:`\sum_l \Theta^{[l]}` is ``ntk(..., traced=True)``.
 
     Args:
-        net, params, x1, x2, block_size: as in :func:`ntk`.
+        x1, x2, net, params, block_size: as in :func:`ntk`.
         method: ``"structured"`` (= ``"auto"``) or ``"jacobian"`` (leaves grouped by layer).
 
     Returns:
@@ -460,11 +461,11 @@ def ntk_by_layer(
 
 
 def last_layer_split(
-    net: MLP,
-    params: Params,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: MLP,
+    params: Params,
     method: Literal["auto", "structured", "jacobian"] = "auto",
     block_size: int | None = None,
 ) -> Split:
@@ -479,16 +480,16 @@ def last_layer_split(
     Returns:
         :class:`Split` ``(last, rest)``, each (N1, N2); ``last + rest`` is the traced NTK.
     """
-    by_layer = ntk_by_layer(net, params, x1, x2, method=method, block_size=block_size)
+    by_layer = ntk_by_layer(x1, x2, net=net, params=params, method=method, block_size=block_size)
     return Split(by_layer[-1], by_layer[:-1].sum(axis=0))
 
 
 def subnetwork_ntk(
-    net: MLP,
-    params: Params,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: MLP,
+    params: Params,
     layer: int,
     block_size: int | None = None,
     traced: bool = True,
@@ -526,7 +527,7 @@ def subnetwork_ntk(
     if layer > net.depth:
         raise ValueError(f"layer: must be <= depth L = {net.depth}, got {layer}")
     sub = dataclasses.replace(net, widths=net.widths[: layer + 1])
-    return ntk(sub, params[:layer], x1, x2, traced=traced, block_size=block_size)
+    return ntk(x1, x2, net=sub, params=params[:layer], traced=traced, block_size=block_size)
 
 
 def kernel_op_norm(theta: Array) -> Array:

@@ -8,7 +8,7 @@ notes' Theorems 1–2 has slope −1/2.
 
 Example:
     >>> import jax
-    >>> draws = ensemble(lambda k: jax.random.normal(k, (3,)), jax.random.key(0), 10, block_size=4)
+    >>> draws = ensemble(lambda k: jax.random.normal(k, (3,)), key=jax.random.key(0), n_samples=10)
     >>> draws.shape
     (10, 3)
 """
@@ -66,9 +66,9 @@ def _ensemble(fn: Callable[[Array], Any], key: Array, n_samples: int, chunk_size
 
 def ensemble(
     fn: Callable[[Array], Any],
+    *,
     key: Array,
     n_samples: int,
-    *,
     block_size: int | None = None,
 ) -> Any:
     r"""Stack ``fn(k_s)`` over keys k_1 … k_S = ``jax.random.split(key, n_samples)``, on one
@@ -326,7 +326,9 @@ def relative_frobenius_error(estimate: Array, reference: Array) -> Array:
     return jnp.sqrt(jnp.sum(jnp.square(diff), axis=(-2, -1))) / norm
 
 
-def gaussian_samples(key: Array, cov: Array, n_samples: int, *, jitter: float = 1e-10) -> Array:
+def gaussian_samples(
+    cov: Array, *, key: Array, n_samples: int, jitter: float = 1e-10
+) -> Array:
     r"""Draws of a centred Gaussian vector with covariance K (e.g. a GP prior on a grid).
 
     .. math::
@@ -337,8 +339,8 @@ def gaussian_samples(key: Array, cov: Array, n_samples: int, *, jitter: float = 
     in general; the added variance ε k̄ is far below anything plotted).
 
     Args:
-        key: a ``jax.random`` key.
         cov: K, (D, D), symmetric positive semi-definite.
+        key: a ``jax.random`` key.
         n_samples: S ≥ 1.
         jitter: ε ≥ 0.
 
@@ -380,12 +382,19 @@ class InitNTK(NamedTuple):
 def _init_ntk(
     net: networks.MLP, x1: Array, x2: Array | None, dtype: jnp.dtype, key: Array
 ) -> InitNTK:
-    params = networks.init(key, net, dtype=dtype)
-    return InitNTK(empirical.ntk_by_layer(net, params, x1, x2), empirical.ntk(net, params, x1, x2))
+    params = networks.init(net, key=key, dtype=dtype)
+    return InitNTK(
+        empirical.ntk_by_layer(x1, x2, net=net, params=params),
+        empirical.ntk(x1, x2, net=net, params=params),
+    )
 
 
 def init_ntk_draw(
-    net: networks.MLP, x1: Array, x2: Array | None = None, *, dtype: DTypeLike = jnp.float32
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    net: networks.MLP,
+    dtype: DTypeLike = jnp.float32,
 ) -> Callable[[Array], InitNTK]:
     r"""The draw of :func:`ntk_at_init`: ``draw(k)`` initialises θ ~ N(0, I) of ``net`` from
     the key k and returns :class:`InitNTK` ``(Θ^(l) by layer, Θ_kk'(x1, x2; θ))``.
@@ -393,8 +402,8 @@ def init_ntk_draw(
     For an ensemble runner of one's own (:func:`ensemble`, :func:`ntkbook.sharding.ensemble`).
 
     Args:
-        net: the architecture (:func:`ntkbook.networks.mlp`).
         x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
+        net: the architecture (:func:`ntkbook.networks.mlp`).
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
 
     Returns:
@@ -414,11 +423,11 @@ def init_ntk_draw(
 
 
 def ntk_at_init(
-    net: networks.MLP,
-    key: Array,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: networks.MLP,
+    key: Array,
     n_samples: int,
     dtype: DTypeLike = jnp.float32,
     block_size: int | None = None,
@@ -432,14 +441,15 @@ def ntk_at_init(
 
     split by layer as well (the §4.2 split: index L − 1 of ``by_layer`` is the last layer).
     Sample s uses the key k_s = ``jax.random.split(key, n_samples)[s]`` and is what
-    ``empirical.ntk(net, networks.init(k_s, net, dtype=dtype), x1, x2)`` returns; all S run in
-    one compiled :func:`ensemble` (vmapped in blocks of ``block_size``), on one device
-    (:func:`ntkbook.sharding.ntk_at_init` splits the initialisations over several).
+    ``empirical.ntk(x1, x2, net=net, params=networks.init(net, key=k_s, dtype=dtype))``
+    returns; all S run in one compiled :func:`ensemble` (vmapped in blocks of
+    ``block_size``), on one device (:func:`ntkbook.sharding.ntk_at_init` splits the
+    initialisations over several).
 
     Args:
+        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
         net: the architecture (:func:`ntkbook.networks.mlp`).
         key: a ``jax.random`` key.
-        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
         n_samples: S ≥ 1.
         dtype: float dtype of the parameters (and of the computation); inputs are cast to it.
         block_size: initialisations per vmapped block (peak memory ∝ block_size · parameters).
@@ -455,12 +465,12 @@ def ntk_at_init(
         >>> import jax, jax.numpy as jnp
         >>> from ntkbook import networks
         >>> net = networks.mlp((2, 64, 3), activation="relu")
-        >>> out = ntk_at_init(net, jax.random.key(0), jnp.eye(2), n_samples=4)
+        >>> out = ntk_at_init(jnp.eye(2), net=net, key=jax.random.key(0), n_samples=4)
         >>> out.by_layer.shape, out.full.shape
         ((4, 2, 2, 2), (4, 2, 2, 3, 3))
     """
-    draw = init_ntk_draw(net, x1, x2, dtype=dtype)
-    return ensemble(draw, key, n_samples, block_size=block_size)
+    draw = init_ntk_draw(x1, x2, net=net, dtype=dtype)
+    return ensemble(draw, key=key, n_samples=n_samples, block_size=block_size)
 
 
 # ------------------------------------------------- test statistics shared by chapters 1–4

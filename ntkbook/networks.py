@@ -22,7 +22,7 @@ l + 1, as in the notes' :math:`\partial_t W^{(L)}_{ij}` — and inputs are rows:
 Example:
     >>> import jax
     >>> net = mlp((3, 512, 1), activation="relu")
-    >>> params = init(jax.random.key(0), net)
+    >>> params = init(net, key=jax.random.key(0))
     >>> apply(net, params, jax.numpy.ones((4, 3))).shape
     (4, 1)
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -112,12 +112,12 @@ def mlp(
         widths=_checks.widths(widths),
         activation=get(activation),
         beta=_checks.nonnegative("beta", beta),
-        parametrisation=_checks.choice("parametrisation", parametrisation, PARAMETRISATIONS),  # type: ignore[arg-type]
+        parametrisation=_checks.choice("parametrisation", parametrisation, PARAMETRISATIONS),
         sigma_w=_checks.positive("sigma_w", sigma_w),
     )
 
 
-def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
+def init(net: MLP, *, key: Array, dtype: jnp.dtype = jnp.float32) -> Params:
     r"""Draw parameters at initialisation.
 
     NTK parametrisation: :math:`W^{(l)}_{ij}, b^{(l)}_j \sim \mathcal N(0, 1)`. Standard:
@@ -125,8 +125,8 @@ def init(key: Array, net: MLP, *, dtype: jnp.dtype = jnp.float32) -> Params:
     :math:`b^{(l)}_j \sim \mathcal N(0, \beta^2)`.
 
     Args:
-        key: a ``jax.random`` key; the same key gives bitwise the same parameters.
         net: the architecture, from :func:`mlp`.
+        key: a ``jax.random`` key; the same key gives bitwise the same parameters.
         dtype: float dtype of the parameters.
 
     Returns:
@@ -198,6 +198,18 @@ def check_params(net: MLP, params: Params) -> None:
             )
 
 
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: Literal[False] = False
+) -> Array: ...
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: Literal[True]
+) -> tuple[Array, Layers]: ...
+@overload
+def apply(
+    net: MLP, params: Params, x: Array, *, return_layers: bool
+) -> Array | tuple[Array, Layers]: ...
 def apply(
     net: MLP, params: Params, x: Array, *, return_layers: bool = False
 ) -> Array | tuple[Array, Layers]:

@@ -289,12 +289,8 @@ def gp_posterior(
         :class:`Moments`: mean (M, k), covariance (M, M).
     """
     reg = _checks.nonnegative("reg", reg)
-    kxx = _checks.symmetric("k_xx", k_xx)
+    kxx, kzx, kzz = _checks.train_test_blocks(("k_xx", "k_zx", "k_zz"), k_xx, k_zx, k_zz)
     n = kxx.shape[0]
-    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
-    kzz = _checks.symmetric("k_zz", k_zz)
-    if kzz.shape[0] != kzx.shape[0]:
-        raise ValueError(f"k_zz: expected shape {(kzx.shape[0],) * 2}, got {kzz.shape}")
     y = _targets("y", y, n, 0)
     chol = jnp.linalg.cholesky(kxx + reg * jnp.eye(n, dtype=kxx.dtype))
     if not bool(jnp.all(jnp.isfinite(chol))):
@@ -366,19 +362,14 @@ def _ensemble(
     """Shared body of :func:`ensemble_moments` and :func:`descent_ensemble_moments`:
     B = Θ(Z, X) V diag(g(λ)) Vᵀ, mean B Y, covariance (I, −B) K(Z ∪ X) (I, −B)ᵀ."""
     reg = _checks.nonnegative("reg", reg)
-    kxx = _checks.symmetric("k_xx", k_xx)
+    kxx, kzx, kzz = _checks.train_test_blocks(("k_xx", "k_zx", "k_zz"), k_xx, k_zx, k_zz)
     n = kxx.shape[0]
     txx = _checks.symmetric("theta_xx", theta_xx)
     if txx.shape != kxx.shape:
         raise ValueError(f"theta_xx: shape {txx.shape} does not match k_xx {kxx.shape}")
-    kzx = _checks.matrix("k_zx", k_zx, n_features=n)
-    m = kzx.shape[0]
     tzx = _checks.matrix("theta_zx", theta_zx, n_features=n)
     if tzx.shape != kzx.shape:
         raise ValueError(f"theta_zx: shape {tzx.shape} does not match k_zx {kzx.shape}")
-    kzz = _checks.symmetric("k_zz", k_zz)
-    if kzz.shape != (m, m):
-        raise ValueError(f"k_zz: expected shape {(m, m)}, got {kzz.shape}")
     y = _targets("y", y, n, 0)
     g, need_inverse = g_of(jnp.asarray(n))
     lam, v = _checks.psd_eigh("theta_xx", txx, reg, need_inverse=need_inverse)

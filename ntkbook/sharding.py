@@ -49,9 +49,7 @@ Example:
 from __future__ import annotations
 
 import os
-import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -61,11 +59,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from . import _checks, empirical, limits, montecarlo, networks, training
+from . import _checks, costs, empirical, limits, montecarlo, networks, training
+from ._output import Progress, _progress, _sync, _target
+from ._output import TextProgress as TextProgress  # re-exported: sharding.TextProgress
+from .activations import Activation
 
 Array = jax.Array
 MeshLike = Mesh | str
-Progress = Callable[[int, int], None]
+ActivationLike = str | Callable[[Array], Array] | Activation
 AXIS = "devices"
 _KERNELS: tuple[str, ...] = ("kernels", "nngp", "ntk")
 # Rows per device and block in write_kernel: tiles of ≤ 2^24 entries (64 MiB in float32), the
@@ -124,7 +125,7 @@ def _per_device(name: str, count: int, mesh: Mesh, what: str, hint: str = "") ->
     return count // mesh.size
 
 
-def _freeze(options: dict[str, object]) -> tuple[tuple[str, object], ...]:
+def _freeze(options: Mapping[str, object]) -> tuple[tuple[str, object], ...]:
     """Options as a hashable, sorted tuple (lists → tuples), to be a static argument of jit."""
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
     try:
@@ -204,7 +205,7 @@ def _limits_rows(
     fn = getattr(limits, kernel)
     opts = dict(options)
     if opts.get("diagonal"):
-        pairs = ((x1, 0),) if symmetric else ((x1, 0), (x2, 0))
+        pairs: tuple[tuple[Array, int], ...] = ((x1, 0),) if symmetric else ((x1, 0), (x2, 0))
         return _sharded_call(
             lambda xb, *x2b: fn(x1=xb, x2=x2b[0] if x2b else None, **opts),
             mesh, pairs, (), out_axis=lambda nd: nd - 1,
@@ -269,8 +270,32 @@ def _limits(
     )  # fmt: skip
 
 
+def _limit_options(
+    activation: ActivationLike, beta: float, sigma_w: float, quadrature: str,
+    points: int | None, block_size: int | None, dtype: object, **more: object,
+) -> dict[str, object]:
+    """The options of :func:`ntkbook.limits.kernels`, as one dict to freeze for jit."""
+    return dict(
+        activation=activation, beta=beta, sigma_w=sigma_w, quadrature=quadrature,
+        points=points, block_size=block_size, dtype=dtype, **more,
+    )  # fmt: skip
+
+
 def kernels(
-    x1: Array, x2: Array | None = None, *, depth: int, mesh: MeshLike = "all", **options: object
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    depth: int,
+    activation: ActivationLike = "relu",
+    beta: float = 0.0,
+    sigma_w: float = 1.0,
+    diagonal: bool = False,
+    quadrature: str = "auto",
+    points: int | None = None,
+    block_size: int | None = None,
+    dtype: object = None,
+    layers: Sequence[int] | None = None,
+    mesh: MeshLike = "all",
 ) -> limits.Kernels:
     r""":func:`ntkbook.limits.kernels` with the rows of ``x1`` split over the devices of ``mesh``.
 
@@ -281,10 +306,10 @@ def kernels(
         x1: inputs (N1, n_0), finite; N1 a multiple of the number of devices D.
         x2: inputs (N2, n_0); default ``x1``.
         depth: L ≥ 1.
+        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype, layers: as
+            in :func:`ntkbook.limits.kernels`; each must be hashable (lists are made tuples).
         mesh: a :class:`jax.sharding.Mesh` (rows are split over all its axes), or ``"all"``:
             :func:`device_mesh` over every device.
-        **options: passed on to :func:`ntkbook.limits.kernels` (``activation``, ``beta``,
-            ``layers``, ``diagonal``, …); each must be hashable (lists are made tuples).
 
     Returns:
         :class:`ntkbook.limits.Kernels`, equal to the single-device result to rounding.
@@ -293,21 +318,52 @@ def kernels(
         ValueError: naming ``mesh``, ``x1`` (not finite, or N1 not a multiple of D), ``x2``,
             or any option :func:`ntkbook.limits.kernels` rejects.
     """
+    options = _limit_options(
+        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
+        layers=None if layers is None else tuple(layers),
+    )  # fmt: skip
     return _limits("kernels", x1, x2, depth=depth, mesh=mesh, options=options)
 
 
 def nngp(
-    x1: Array, x2: Array | None = None, *, depth: int, mesh: MeshLike = "all", **options: object
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    depth: int,
+    activation: ActivationLike = "relu",
+    beta: float = 0.0,
+    sigma_w: float = 1.0,
+    diagonal: bool = False,
+    quadrature: str = "auto",
+    points: int | None = None,
+    block_size: int | None = None,
+    dtype: object = None,
+    mesh: MeshLike = "all",
 ) -> Array:
     """Σ^(L) (:func:`ntkbook.limits.nngp`), the rows of ``x1`` split over ``mesh``.
 
     Arguments and errors as in :func:`kernels`.
     """
+    options = _limit_options(
+        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal
+    )
     return _limits("nngp", x1, x2, depth=depth, mesh=mesh, options=options)
 
 
 def ntk(
-    x1: Array, x2: Array | None = None, *, depth: int, mesh: MeshLike = "all", **options: object
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    depth: int,
+    activation: ActivationLike = "relu",
+    beta: float = 0.0,
+    sigma_w: float = 1.0,
+    diagonal: bool = False,
+    quadrature: str = "auto",
+    points: int | None = None,
+    block_size: int | None = None,
+    dtype: object = None,
+    mesh: MeshLike = "all",
 ) -> Array:
     r"""Θ∞^(L) (:func:`ntkbook.limits.ntk`), the rows of ``x1`` split over ``mesh``.
 
@@ -323,6 +379,9 @@ def ntk(
         >>> round(float(theta[0, 1]), 6)
         1.0
     """
+    options = _limit_options(
+        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal
+    )
     return _limits("ntk", x1, x2, depth=depth, mesh=mesh, options=options)
 
 
@@ -339,21 +398,23 @@ def _empirical_rows(
     mesh: Mesh,
     options: tuple[tuple[str, object], ...],
 ) -> Array:
-    opts = dict(options)
+    opts: dict[str, Any] = dict(options)
     return _sharded_call(
-        lambda xb, p, x_all: empirical.ntk(net=net, params=p, x1=xb, x2=x_all, **opts),
+        lambda xb, p, x_all: empirical.ntk(xb, x_all, net=net, params=p, **opts),
         mesh, ((x1, 0),), (params, x2), out_axis=lambda nd: 0,
     )  # fmt: skip
 
 
 def empirical_ntk(
-    net: networks.MLP,
-    params: networks.Params,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: networks.MLP,
+    params: networks.Params,
+    method: empirical.Method = "auto",
+    traced: bool = False,
+    block_size: int | None = None,
     mesh: MeshLike = "all",
-    **options: object,
 ) -> Array:
     r""":func:`ntkbook.empirical.ntk` with the rows of ``x1`` split over the devices of ``mesh``.
 
@@ -365,11 +426,10 @@ def empirical_ntk(
     with the parameters and ``x2`` on every device.
 
     Args:
-        net, params: as in :func:`ntkbook.empirical.ntk`.
         x1: inputs (N1, n_0); N1 a multiple of the number of devices D.
         x2: inputs (N2, n_0); default ``x1``.
+        net, params, method, traced, block_size: as in :func:`ntkbook.empirical.ntk`.
         mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
-        **options: passed on to :func:`ntkbook.empirical.ntk` (``method``, ``traced``, …).
 
     Returns:
         (N1, N2, n_L, n_L), or (N1, N2) with ``traced=True``, sharded along N1.
@@ -386,7 +446,8 @@ def empirical_ntk(
     _per_device("x1", a.shape[0], m, "rows")
     return _empirical_rows(
         _replicated(params, m), _put(a, m, lambda t: _rows_spec(m, 2, 0)), _replicated(b, m),
-        net=net, mesh=m, options=_freeze(options),
+        net=net, mesh=m,
+        options=_freeze({"method": method, "traced": bool(traced), "block_size": block_size}),
     )  # fmt: skip
 
 
@@ -432,9 +493,9 @@ def _seeds(
 
 def ensemble(
     fn: Callable[[Array], Any],
+    *,
     key: Array,
     n_samples: int,
-    *,
     mesh: MeshLike = "all",
     block_size: int | None = None,
 ) -> Any:
@@ -469,11 +530,11 @@ def ensemble(
 
 
 def ntk_at_init(
-    net: networks.MLP,
-    key: Array,
     x1: Array,
     x2: Array | None = None,
     *,
+    net: networks.MLP,
+    key: Array,
     n_samples: int,
     mesh: MeshLike = "all",
     dtype: jax.typing.DTypeLike = jnp.float32,
@@ -492,9 +553,9 @@ def ntk_at_init(
     the one :func:`ntkbook.montecarlo.ntk_at_init` returns.
 
     Args:
+        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
         net: the architecture (:func:`ntkbook.networks.mlp`).
         key: a ``jax.random`` key.
-        x1: inputs (N1, n_0); x2: inputs (N2, n_0), default ``x1``.
         n_samples: S, a multiple of the number of devices D.
         mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
         dtype: float dtype of the parameters (and of the computation).
@@ -508,8 +569,8 @@ def ntk_at_init(
         ValueError: naming ``net``, ``key``, ``x1``, ``x2``, ``n_samples``, ``mesh``, ``dtype``
             or ``block_size``.
     """
-    draw = montecarlo.init_ntk_draw(net, x1, x2, dtype=dtype)
-    return ensemble(draw, key, n_samples, mesh=mesh, block_size=block_size)
+    draw = montecarlo.init_ntk_draw(x1, x2, net=net, dtype=dtype)
+    return ensemble(draw, key=key, n_samples=n_samples, mesh=mesh, block_size=block_size)
 
 
 class _TrainDraw(NamedTuple):
@@ -521,23 +582,32 @@ class _TrainDraw(NamedTuple):
     options: tuple[tuple[str, object], ...]
 
     def __call__(self, key: Array, x: Array, y: Array, *x_test: Array) -> training.Trajectory:
-        params = networks.init(key=key, net=self.net, dtype=self.dtype)
-        test = {"x_test": x_test[0]} if x_test else {}
-        return training.train(net=self.net, params=params, x=x, y=y, **test, **dict(self.options))
+        params = networks.init(self.net, key=key, dtype=self.dtype)
+        test = x_test[0] if x_test else None
+        options: dict[str, Any] = dict(self.options)
+        return training.train(x, y, net=self.net, params=params, x_test=test, **options)
 
 
 def train_ensemble(
-    net: networks.MLP,
-    key: Array,
     x: Array,
     y: Array,
     *,
+    net: networks.MLP,
+    key: Array,
     n_samples: int,
-    mesh: MeshLike = "all",
+    lr: float,
+    steps: int,
+    record_at: int | Sequence[int] = 11,
+    x_test: Array | None = None,
+    cost: costs.Cost | Callable[[Array, Array], Array] | None = None,
+    linearised: bool = False,
+    record_ntk: bool = False,
+    normalise: bool = True,
+    trainable: Sequence[int] | None = None,
+    output_scale: float = 1.0,
     dtype: jax.typing.DTypeLike = jnp.float32,
     block_size: int | None = None,
-    x_test: Array | None = None,
-    **options: object,
+    mesh: MeshLike = "all",
 ) -> training.Trajectory:
     r"""S networks trained by :func:`ntkbook.training.train` from S initialisations, the seeds
     split over the devices of ``mesh``.
@@ -549,21 +619,22 @@ def train_ensemble(
         \qquad s = 1, \dots, S,
 
     with k_s = ``jax.random.split(key, S)[s]``: member s is what
-    ``training.train(net, networks.init(k_s, net, dtype=dtype), x, y, ...)`` returns.
+    ``training.train(x, y, net=net, params=networks.init(net, key=k_s, dtype=dtype), ...)``
+    returns.
 
     Args:
+        x, y: training inputs (N, n_0) and targets (N, n_L), shared by every member.
         net: the architecture (:func:`ntkbook.networks.mlp`).
         key: a ``jax.random`` key.
-        x, y: training inputs (N, n_0) and targets (N, n_L), shared by every member.
         n_samples: S, a multiple of the number of devices D.
-        mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
+        lr, steps, record_at, x_test, cost, linearised, record_ntk, normalise, trainable,
+            output_scale: as in :func:`ntkbook.training.train` (``x_test``: test inputs
+            (M, n_0), if any).
         dtype: float dtype of the parameters.
         block_size: members per vmapped block on each device (default: all S/D at once, or 1
             on a mesh of several CPU devices, as in :func:`ensemble`; memory
             ∝ block_size · parameters).
-        x_test: test inputs (M, n_0), if any.
-        **options: passed on to :func:`ntkbook.training.train` (``lr``, ``steps``,
-            ``record_at``, ``cost``, ``linearised``, ``record_ntk``, ``normalise``).
+        mesh: a :class:`jax.sharding.Mesh` or ``"all"``.
 
     Returns:
         :class:`ntkbook.training.Trajectory` whose every field has a leading axis S (sharded
@@ -580,117 +651,19 @@ def train_ensemble(
     ys = _checks.matrix("y", y, n_features=net.widths[-1]).astype(dt)
     if ys.shape[0] != xs.shape[0]:
         raise ValueError(f"y: expected {xs.shape[0]} rows (one per row of x), got {ys.shape}")
-    args = (xs, ys)
+    args: tuple[Array, ...] = (xs, ys)
     if x_test is not None:
         args += (_checks.matrix("x_test", x_test, n_features=net.widths[0]).astype(dt),)
     m, keys, size = _seeds(key, n_samples, mesh, block_size)
+    options = dict(
+        lr=lr, steps=steps, record_at=record_at, cost=cost, linearised=linearised,
+        record_ntk=record_ntk, normalise=normalise, trainable=trainable, output_scale=output_scale,
+    )  # fmt: skip
     draw = _TrainDraw(net, dt, _freeze(options))
     return _ensemble_rows(keys, _replicated(args, m), fn=draw, mesh=m, block_size=size)
 
 
 # ---------------------------------------------------------------------------- larger than memory
-
-
-class TextProgress:
-    r"""A progress callback ``progress(done, total)`` that prints a line to ``stream`` (default
-    stderr) at most every ``every`` seconds, and at the end: rows done, their share, the time
-    elapsed and the time left at the average rate so far,
-
-    .. math:: t_{\rm left} = t_{\rm elapsed}\, (\text{total} - \text{done}) / \text{done}.
-
-    Args:
-        label: what is counted (shown first on each line).
-        every: seconds between lines (≥ 0).
-        stream: a text stream; default ``sys.stderr``.
-    """
-
-    def __init__(self, label: str = "rows", *, every: float = 5.0, stream: Any = None) -> None:
-        self.label = label
-        self.every = _checks.nonnegative("every", every)
-        self.stream = stream
-        self._start: float | None = None
-        self._last = -np.inf
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if self._start is None:
-            self._start = now
-        if done < total and now - self._last < self.every:
-            return
-        self._last = now
-        elapsed = now - self._start
-        left = f", about {elapsed * (total - done) / done:.0f} s left" if 0 < done < total else ""
-        print(
-            f"{self.label}: {done}/{total} ({100 * done / max(total, 1):.0f} %), "
-            f"{elapsed:.1f} s{left}",
-            file=self.stream or sys.stderr, flush=True,
-        )  # fmt: skip
-
-
-def _progress(progress: object) -> Progress:
-    """``None`` → no report; ``True`` → :class:`TextProgress`; a callable as given."""
-    if progress is None or progress is False:
-        return lambda done, total: None
-    if progress is True:
-        return TextProgress()
-    if callable(progress):
-        return progress  # type: ignore[return-value]
-    raise ValueError(f"progress: expected None, True or a callable(done, total), got {progress!r}")
-
-
-class _Target(NamedTuple):
-    """Where :func:`write_kernel` puts rows: a host array, or a ``.npy`` file mapped one block
-    of rows at a time (so the resident memory stays that of a block)."""
-
-    array: np.ndarray | None
-    path: str | None
-    header: int
-    shape: tuple[int, int]
-    dtype: np.dtype
-
-    def write(self, row: int, columns: slice, data: np.ndarray) -> None:
-        if self.array is not None:
-            self.array[row : row + data.shape[0], columns] = data
-            return
-        region = np.memmap(
-            self.path, dtype=self.dtype, mode="r+", shape=(data.shape[0], self.shape[1]),
-            offset=self.header + row * self.shape[1] * self.dtype.itemsize,
-        )  # fmt: skip
-        region[:, columns] = data
-        region.flush()
-        del region  # unmapped: its pages leave the resident set
-
-    def result(self) -> np.ndarray:
-        if self.array is not None:
-            return self.array
-        return np.load(self.path, mmap_mode="r")
-
-
-def _target(out: object, shape: tuple[int, int], dtype: np.dtype) -> _Target:
-    """Validate ``out`` (an array of ``shape`` or a ``.npy`` path) and prepare it."""
-    if isinstance(out, np.ndarray):
-        if out.shape != shape or not np.issubdtype(out.dtype, np.floating):
-            raise ValueError(
-                f"out: expected a float array of shape {shape}, got {out.dtype} {out.shape}"
-            )
-        if not out.flags.writeable:
-            raise ValueError("out: the array is read-only")
-        return _Target(out, None, 0, shape, out.dtype)
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).endswith(".npy"):
-        raise ValueError(f"out: expected a numpy array or a path ending in .npy, got {out!r}")
-    path = os.fspath(out)
-    if jax.process_index() == 0:  # a sparse file of the final size, with a .npy header
-        np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape).flush()
-    _sync("created")
-    return _Target(None, path, int(np.load(path, mmap_mode="r").offset), shape, dtype)
-
-
-def _sync(what: str) -> None:
-    """With several processes (jax.distributed), wait for all of them."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"ntkbook.sharding.write_kernel: {what}")
 
 
 def write_kernel(
@@ -700,10 +673,15 @@ def write_kernel(
     *,
     depth: int,
     kernel: str = "ntk",
+    activation: ActivationLike = "relu",
+    beta: float = 0.0,
+    sigma_w: float = 1.0,
+    quadrature: str = "auto",
+    points: int | None = None,
+    dtype: object = None,
     mesh: MeshLike | None = None,
     block_size: int | None = None,
     progress: bool | Progress | None = None,
-    **options: object,
 ) -> np.ndarray:
     r"""Θ∞^(L) (or Σ^(L)) of any size, written block by block to a host array or a ``.npy`` file.
 
@@ -728,13 +706,12 @@ def write_kernel(
         x2: inputs (N2, n_0); default ``x1`` (the symmetric kernel).
         depth: L ≥ 1.
         kernel: ``"ntk"`` (Θ∞^(L)) or ``"nngp"`` (Σ^(L)).
+        activation, beta, sigma_w, quadrature, points, dtype: as in :func:`ntkbook.limits.ntk`.
         mesh: a :class:`jax.sharding.Mesh`, ``"all"``, or ``None``: the first local device.
         block_size: rows per block B, a multiple of D (default: D × ⌊2^24 / N2⌋, tiles of
             64 MiB in float32 per device).
         progress: ``True`` prints progress (:class:`TextProgress`); a callable is called as
             ``progress(rows_done, N1)`` after each block; ``None``: silent.
-        **options: passed on to :func:`ntkbook.limits.ntk` / :func:`ntkbook.limits.nngp`
-            (``activation``, ``beta``, ``dtype``, …; not ``diagonal`` or ``layers``).
 
     Returns:
         ``out`` itself for an array; for a path, the file opened read-only with
@@ -751,12 +728,7 @@ def write_kernel(
         True
     """
     name = _checks.choice("kernel", kernel, ("nngp", "ntk"))
-    for bad in ("diagonal", "layers"):
-        if bad in options:
-            raise ValueError(
-                f"{bad}: write_kernel writes the full (N1, N2) matrix; use ntk/nngp/kernels "
-                f"for {bad}="
-            )
+    options = _limit_options(activation, beta, sigma_w, quadrature, points, None, dtype)
     m = device_mesh(jax.local_devices()[:1]) if mesh is None else _mesh(mesh)
     a = np.asarray(_checks.matrix("x1", x1))
     b = None if x2 is None else _checks.matrix("x2", x2, n_features=a.shape[1])

@@ -4,6 +4,7 @@ the dimension of spherical harmonics and the zonal (Funk–Hecke) spectrum of a 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
+from .activations import Activation
 from .limits import nngp, ntk
 
 Array = jax.Array
@@ -144,7 +146,11 @@ def zonal_spectrum(
     depth: int,
     kernel: str = "ntk",
     nodes: int | None = None,
-    **options: object,
+    activation: str | Callable[[Array], Array] | Activation = "relu",
+    beta: float = 0.0,
+    sigma_w: float = 1.0,
+    quadrature: str = "auto",
+    points: int | None = None,
 ) -> ZonalSpectrum:
     r"""Funk–Hecke eigenvalues of Θ∞^(L) (or Σ^(L)) restricted to the sphere :math:`S^{d-1}`.
 
@@ -171,14 +177,13 @@ def zonal_spectrum(
         depth: L ≥ 1.
         kernel: ``"ntk"`` (Θ∞^(L)) or ``"nngp"`` (Σ^(L)).
         nodes: Gauss–Legendre nodes in γ (default max(512, 4K)); must exceed K.
-        **options: as in :func:`kernels` (``activation``, ``beta``, ``sigma_w``, …).
+        activation, beta, sigma_w, quadrature, points: as in :func:`ntkbook.limits.kernels`.
 
     Returns:
         :class:`ZonalSpectrum` (float64 NumPy).
 
     Raises:
-        ValueError: naming ``dim``, ``max_degree``, ``kernel`` or ``nodes``, or an option
-            (an unknown option is a ``TypeError``).
+        ValueError: naming ``dim``, ``max_degree``, ``kernel``, ``nodes`` or an option.
     """
     d = _checks.positive_int("dim", dim, minimum=2)
     k_max = _checks.positive_int("max_degree", max_degree, minimum=0)
@@ -193,8 +198,11 @@ def zonal_spectrum(
     xg = np.zeros((n, d))
     xg[:, 0], xg[:, 1] = np.cos(gamma), np.sin(gamma)
     fn = ntk if which == "ntk" else nngp
-    opts = {**options, "dtype": jnp.float64}
-    kappa = np.asarray(fn(jnp.asarray(x0), jnp.asarray(xg), depth=depth, **opts), float)[0]
+    kappa = fn(
+        jnp.asarray(x0), jnp.asarray(xg), depth=depth, activation=activation, beta=beta,
+        sigma_w=sigma_w, quadrature=quadrature, points=points, dtype=jnp.float64,
+    )  # fmt: skip
+    kappa = np.asarray(kappa, float)[0]
     const = math.gamma(d / 2) / (math.sqrt(math.pi) * math.gamma((d - 1) / 2))
     p = _gegenbauer_normalised(d, k_max, np.cos(gamma))
     mu = const * (p * (kappa * np.sin(gamma) ** (d - 2) * w)[None, :]).sum(axis=1)

@@ -32,9 +32,9 @@ Example:
     >>> import jax, jax.numpy as jnp
     >>> from ntkbook import networks
     >>> net = networks.mlp((2, 64, 1), activation="tanh")
-    >>> params = networks.init(jax.random.key(0), net)
+    >>> params = networks.init(net, key=jax.random.key(0))
     >>> x = jnp.ones((4, 2)); y = jnp.zeros((4, 1))
-    >>> traj = train(net, params, x, y, lr=0.5, steps=20, record_at=3)
+    >>> traj = train(x, y, net=net, params=params, lr=0.5, steps=20, record_at=3)
     >>> traj.steps.tolist(), traj.f_train.shape, traj.w_change_fro.shape
     ([0, 10, 20], (3, 4, 1), (3, 2))
 """
@@ -111,7 +111,7 @@ def _linearised(net: MLP) -> ModelFn:
     return f_lin
 
 
-def linearise(net: MLP, params0: Params) -> Callable[[Params, Array], Array]:
+def linearise(*, net: MLP, params0: Params) -> Callable[[Params, Array], Array]:
     r"""The linearised network at θ₀ as a function of (θ, x).
 
     .. math:: f^{lin}_\theta(x) = f_{\theta_0}(x) + J_{\theta_0}(x)\,(\theta - \theta_0)
@@ -205,6 +205,7 @@ def _run(
     y: Array,
     x_test: Array | None,
     lr: Array,
+    alpha: Array,
     chunks: Array,
     *,
     net: MLP,
@@ -217,12 +218,18 @@ def _run(
     """The jitted loop: ``lax.scan`` over the R records; before record r, a compiled loop
     (``fori_loop``) runs ``chunks[r]`` GD steps. Step counts are data, so one compilation serves
     every ``steps`` and ``record_at`` with the same number of records."""
-    model = _linearised(net) if linearised else _network(net)
+    base = _linearised(net) if linearised else _network(net)
     params0 = params
+
+    def model(p: Params, p0: Params, z: Array) -> Array:
+        return alpha * base(p, p0, z)
+
     n = x.shape[0]
     s = 1.0 / n if normalise else 1.0
     block = n * net.widths[-1] + 8  # ≥ N n_L: the rank that GD on N points builds up
-    ntk0 = empirical.ntk(net, params0, x, traced=True) if record_ntk and linearised else None
+    ntk0 = None
+    if record_ntk and linearised:
+        ntk0 = alpha**2 * empirical.ntk(x, net=net, params=params0, traced=True)
 
     def step(_: Array, carry: tuple[Params, Array]) -> tuple[Params, Array]:
         p, dint = carry
@@ -242,7 +249,10 @@ def _run(
         if x_test is not None:
             out["f_test"] = model(p, params0, x_test)
         if record_ntk:
-            out["ntk"] = ntk0 if linearised else empirical.ntk(net, p, x, traced=True)
+            theta = ntk0  # linearised: the kernel of θ₀ at every step
+            if theta is None:
+                theta = alpha**2 * empirical.ntk(x, net=net, params=p, traced=True)
+            out["ntk"] = theta
         return out
 
     def chunk(carry: tuple[Params, Array], length: Array) -> tuple[tuple, dict[str, Array]]:
@@ -285,11 +295,11 @@ def _cost(cost: costs.Cost | Callable[[Array, Array], Array] | None) -> costs.Co
 
 
 def train(
-    net: MLP,
-    params: Params,
     x: Array,
     y: Array,
     *,
+    net: MLP,
+    params: Params,
     lr: float,
     steps: int,
     record_at: int | Sequence[int] = 11,
@@ -299,6 +309,7 @@ def train(
     record_ntk: bool = False,
     normalise: bool = True,
     trainable: Sequence[int] | None = None,
+    output_scale: float = 1.0,
 ) -> Trajectory:
     r"""Full-batch gradient descent on a cost of the outputs, recording the trajectory.
 
@@ -312,10 +323,10 @@ def train(
     :math:`\tfrac12 \sum_i \lVert f(x_i) - y_i \rVert^2` (Lee et al. 2019).
 
     Args:
-        net: the architecture (:func:`ntkbook.networks.mlp`).
-        params: initial parameters θ₀; their dtype is the compute dtype (x, y are cast to it).
         x: training inputs (N, n_0).
         y: targets (N, n_L).
+        net: the architecture (:func:`ntkbook.networks.mlp`).
+        params: initial parameters θ₀; their dtype is the compute dtype (x, y are cast to it).
         lr: η > 0.
         steps: number of updates k ≥ 0.
         record_at: a number R ≥ 1 of evenly spaced records (steps 0 and ``steps`` included;
@@ -332,6 +343,10 @@ def train(
             ``trainable=[-1]`` trains the read-out layer only, whose NTK is the last-layer
             kernel (1/n) Σ α α' + β² → Σ^(L) (notes §4.2), so training then is NNGP regression.
             (``record_ntk`` still records the NTK of all parameters.)
+        output_scale: α > 0: train the model α f_θ instead of f_θ (its outputs, cost, d and
+            traced NTK α² Θ are those recorded). With α = 1/√n_{L-1}
+            (:func:`ntkbook.experiments.mup.mup_scale`) and the learning rate η n_{L-1} this is
+            μP / mean-field training (Yang & Hu 2021, Table 3).
 
     Returns:
         a :class:`Trajectory`. The same inputs give bitwise the same trajectory.
@@ -356,12 +371,13 @@ def train(
     if x_test is not None:
         x_test = _checks.matrix("x_test", x_test, n_features=net.widths[0]).astype(dtype)
     lr = _checks.positive("lr", lr)
+    alpha = _checks.positive("output_scale", output_scale)
     steps = _checks.positive_int("steps", steps, minimum=0)
     rec = _record_steps(record_at, steps)
     ks = jnp.asarray(rec)
     chunks = jnp.asarray(np.diff(np.asarray(rec), prepend=0))
     p, buf = _run(
-        params, x, y, x_test, jnp.asarray(lr, dtype), chunks,
+        params, x, y, x_test, jnp.asarray(lr, dtype), jnp.asarray(alpha, dtype), chunks,
         net=net, cost=_cost(cost), linearised=bool(linearised), record_ntk=bool(record_ntk),
         normalise=bool(normalise), trainable=_trainable(trainable, net.depth),
     )

@@ -53,8 +53,8 @@ def main() -> None:
     print(f"ntk(5x3, depth=2) vs arc-cosine closed form: max |diff| = {err:.1e}")
 
     net = networks.mlp((3, 16, 2))
-    params = networks.init(key=jax.random.key(0), net=net)
-    theta = empirical.ntk(net=net, params=params, x1=jnp.asarray(x), x2=jnp.asarray(x[:2]))
+    params = networks.init(net, key=jax.random.key(0))
+    theta = empirical.ntk(jnp.asarray(x), jnp.asarray(x[:2]), net=net, params=params)
     assert theta.shape == (5, 2, 2, 2), theta.shape
     assert bool(jnp.all(jnp.isfinite(theta)))
     print(f"empirical.ntk shape {theta.shape}")
@@ -68,7 +68,7 @@ def main() -> None:
             if module == "ntkbook.plotting":
                 _ = ntkbook.plotting
             else:
-                ntkbook.data.digits(jax.random.key(0), n_train=10, n_test=10)
+                ntkbook.data.digits(key=jax.random.key(0), n_train=10, n_test=10)
         except ImportError as err:
             assert f"ntkbook[{extra}]" in str(err), f"{module}: no extra named in: {err}"
             print(f"{module} without {missing}: ImportError naming ntkbook[{extra}]")

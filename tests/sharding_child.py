@@ -97,24 +97,26 @@ def main() -> None:
 
     # empirical NTK
     net = networks.mlp((5, 32, 32, 2), activation="relu")
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     for name, (x2, opts) in {
         "full_sym": (None, {}),
         "traced_x2": (z, {"traced": True}),
         "jacobian_x2": (z, {"method": "jacobian"}),
     }.items():
-        ref = empirical.ntk(net, params, x, x2, **opts)
-        out = sharding.empirical_ntk(net, params, x, x2, mesh=mesh, **opts)
+        ref = empirical.ntk(x, x2, net=net, params=params, **opts)
+        out = sharding.empirical_ntk(x, x2, net=net, params=params, mesh=mesh, **opts)
         RESULT[f"empirical/{name}"] = {"rel": rel(out, ref), **layout(out, 0)}
 
     # ensembles over seeds
     def draw(key: jax.Array) -> jax.Array:
-        p = networks.init(key, net, dtype=jnp.float64)
-        return empirical.ntk(net, p, x[:4], traced=True)
+        p = networks.init(net, key=key, dtype=jnp.float64)
+        return empirical.ntk(x[:4], net=net, params=p, traced=True)
 
-    ref = montecarlo.ensemble(draw, jax.random.key(1), 8)
+    ref = montecarlo.ensemble(draw, key=jax.random.key(1), n_samples=8)
     for block in (None, 1):
-        out = sharding.ensemble(draw, jax.random.key(1), 8, mesh=mesh, block_size=block)
+        out = sharding.ensemble(
+            draw, key=jax.random.key(1), n_samples=8, mesh=mesh, block_size=block
+        )
         RESULT[f"ensemble/block_{block}"] = {"rel": rel(out, ref), **layout(out, 0)}
 
     y = jnp.asarray(rng.normal(size=(12, 2)))
@@ -122,14 +124,15 @@ def main() -> None:
     # 2 members per device: the default block (1 on CPU devices) avoids jaxlib's batched-eigh
     # deadlock (training records operator norms by eigh); a hang fails the test by its timeout
     traj = sharding.train_ensemble(
-        net, jax.random.key(2), x, y, n_samples=8, mesh=mesh, dtype=jnp.float64,
-        x_test=z, **opts,
+        x, y, net=net, key=jax.random.key(2), n_samples=8, mesh=mesh, dtype=jnp.float64, x_test=z,
+        **opts
     )  # fmt: skip
     keys = jax.random.split(jax.random.key(2), 8)
     errs = []
     for s in range(8):
         one = training.train(
-            net, networks.init(keys[s], net, dtype=jnp.float64), x, y, x_test=z, **opts
+            x, y, net=net, params=networks.init(net, key=keys[s], dtype=jnp.float64), x_test=z,
+            **opts
         )
         errs.append(rel(jax.tree.map(lambda a, s=s: a[s], traj), one))
     RESULT["train_ensemble"] = {"rel": max(errs), **layout(traj.f_train, 0)}
@@ -173,10 +176,10 @@ def main() -> None:
         "depth": error(lambda: sharding.ntk(x, depth=0, mesh=mesh)),
         "activation": error(lambda: sharding.ntk(x, depth=2, mesh=mesh, activation="nope")),
         "empirical_not_dividing": error(
-            lambda: sharding.empirical_ntk(net, params, x[:6], mesh=mesh)
+            lambda: sharding.empirical_ntk(x[:6], net=net, params=params, mesh=mesh)
         ),
         "n_samples_not_dividing": error(
-            lambda: sharding.ensemble(draw, jax.random.key(0), 6, mesh=mesh)
+            lambda: sharding.ensemble(draw, key=jax.random.key(0), n_samples=6, mesh=mesh)
         ),
         "write_block_not_dividing": error(
             lambda: sharding.write_kernel(np.zeros((13, 13)), x13, depth=2, mesh=mesh, block_size=6)
@@ -185,9 +188,8 @@ def main() -> None:
             lambda: sharding.write_kernel(np.zeros((3, 3)), x[:3], depth=2, mesh=mesh)
         ),
         "train_y_rows": error(
-            lambda: sharding.train_ensemble(
-                net, jax.random.key(0), x, y[:5], n_samples=4, mesh=mesh, lr=0.1, steps=1
-            )
+            lambda: sharding.train_ensemble(x, y[:5], net=net, key=jax.random.key(0), n_samples=4,
+                                            mesh=mesh, lr=0.1, steps=1)
         ),
     }
 
@@ -198,8 +200,8 @@ def init_ntks() -> None:
     x = jnp.asarray(np.random.default_rng(3).normal(size=(3, 4)))
     net = networks.mlp((4, 16, 2), activation="tanh")
     opts = {"n_samples": 4, "dtype": jnp.float64}
-    ref = montecarlo.ntk_at_init(net, jax.random.key(2), x, **opts)
-    out = sharding.ntk_at_init(net, jax.random.key(2), x, mesh=mesh, **opts)
+    ref = montecarlo.ntk_at_init(x, net=net, key=jax.random.key(2), **opts)
+    out = sharding.ntk_at_init(x, net=net, key=jax.random.key(2), mesh=mesh, **opts)
     RESULT["ntk_at_init"] = {"rel": rel(out, ref), **layout(out, 0)}
 
 

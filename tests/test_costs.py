@@ -77,12 +77,13 @@ def test_scaled_mse_value_gradient_and_training():
     np.testing.assert_allclose(costs.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
     # κ = 1 is plain least squares: the same trajectory as the default cost
     net = networks.mlp((2, 8, 1), activation="tanh")
-    p = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    p = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(1), (4, 2))
     yy = jnp.ones((4, 1))
-    a = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2)
-    b = training.train(net, p, x, yy, lr=0.1, steps=3, record_at=2,
-                       cost=costs.scaled_mse(1.0))
+    a = training.train(x, yy, net=net, params=p, lr=0.1, steps=3, record_at=2)
+    b = training.train(
+        x, yy, net=net, params=p, lr=0.1, steps=3, record_at=2, cost=costs.scaled_mse(1.0)
+    )
     np.testing.assert_allclose(a.f_train, b.f_train, rtol=1e-12)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
     with pytest.raises(ValueError, match="kappa"):

@@ -28,25 +28,25 @@ def test_circle_dtype():
 @pytest.mark.parametrize("dim", [1, 2, 5])
 def test_sphere_shape_norm_and_determinism(dim):
     key = jax.random.key(3)
-    x = data.sphere(key, 50, dim)
+    x = data.sphere(50, dim, key=key)
     assert x.shape == (50, dim)
     np.testing.assert_allclose(jnp.linalg.norm(x, axis=1), 1.0, atol=1e-12)
-    np.testing.assert_array_equal(x, data.sphere(key, 50, dim))
-    assert not np.array_equal(x, data.sphere(jax.random.key(4), 50, dim))
+    np.testing.assert_array_equal(x, data.sphere(50, dim, key=key))
+    assert not np.array_equal(x, data.sphere(50, dim, key=jax.random.key(4)))
 
 
 def test_sphere_is_uniform_first_two_moments():
     # Uniform on S^{d-1}: E[x] = 0 and E[x xᵀ] = I/d. With N samples each entry's Monte Carlo
     # error has standard deviation ≤ 1/√N (|x_j| ≤ 1), so 5/√N bounds a 5-sigma deviation.
     n, dim = 4000, 3
-    x = np.asarray(data.sphere(jax.random.key(0), n, dim))
+    x = np.asarray(data.sphere(n, dim, key=jax.random.key(0)))
     tol = 5 / np.sqrt(n)
     np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=tol)
     np.testing.assert_allclose(x.T @ x / n, np.eye(dim) / dim, atol=tol)
 
 
 def test_legacy_uint32_key_accepted():
-    x = data.sphere(jax.random.PRNGKey(0), 3, 2)
+    x = data.sphere(3, 2, key=jax.random.PRNGKey(0))
     assert x.shape == (3, 2)
 
 
@@ -58,20 +58,20 @@ def test_interval():
 
 def test_regression_shapes_noise_and_determinism():
     key = jax.random.key(7)
-    ds = data.regression(key, 200, dim=2, noise=0.3)
+    ds = data.regression(200, key=key, dim=2, noise=0.3)
     assert ds.x.shape == (200, 2) and ds.y.shape == (200, 1) and ds.y_clean.shape == (200, 1)
     assert float(ds.x.min()) >= -1.0 and float(ds.x.max()) <= 1.0
     np.testing.assert_allclose(ds.y_clean, data.smooth_target(ds.x))
     # the residual is N(0, 0.3²): its sample std is within 5 standard errors (0.3/√(2N)) of 0.3
     resid = np.asarray(ds.y - ds.y_clean)
     assert abs(resid.std() - 0.3) < 5 * 0.3 / np.sqrt(2 * 200)
-    again = data.regression(key, 200, dim=2, noise=0.3)
+    again = data.regression(200, key=key, dim=2, noise=0.3)
     for a, b in zip(ds, again, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_regression_noiseless_and_custom_target():
-    ds = data.regression(jax.random.key(1), 10, noise=0.0, target=lambda x: x**2)
+    ds = data.regression(10, key=jax.random.key(1), noise=0.0, target=lambda x: x**2)
     np.testing.assert_array_equal(ds.y, ds.y_clean)
     np.testing.assert_allclose(ds.y, ds.x**2)
 
@@ -89,16 +89,16 @@ def test_smooth_target_closed_form():
         (lambda: data.circle(0), "n_angles"),
         (lambda: data.circle(2.5), "n_angles"),
         (lambda: data.circle(3, dtype=jnp.int32), "dtype"),
-        (lambda: data.sphere(jax.random.key(0), 0, 2), "n"),
-        (lambda: data.sphere(jax.random.key(0), 3, 0), "dim"),
-        (lambda: data.sphere(0, 3, 2), "key"),
-        (lambda: data.sphere(jax.random.split(jax.random.key(0), 2), 3, 2), "key"),
+        (lambda: data.sphere(0, 2, key=jax.random.key(0)), "n"),
+        (lambda: data.sphere(3, 0, key=jax.random.key(0)), "dim"),
+        (lambda: data.sphere(3, 2, key=0), "key"),
+        (lambda: data.sphere(3, 2, key=jax.random.split(jax.random.key(0), 2)), "key"),
         (lambda: data.interval(1), "n"),
         (lambda: data.interval(3, low=1.0, high=0.0), "high"),
-        (lambda: data.regression(jax.random.key(0), 5, noise=-1.0), "noise"),
-        (lambda: data.regression(jax.random.key(0), 5, dim=0), "dim"),
-        (lambda: data.regression(jax.random.key(0), 5, target=3), "target"),
-        (lambda: data.regression(jax.random.key(0), 5, target=lambda x: x[:, 0]), "target"),
+        (lambda: data.regression(5, key=jax.random.key(0), noise=-1.0), "noise"),
+        (lambda: data.regression(5, key=jax.random.key(0), dim=0), "dim"),
+        (lambda: data.regression(5, key=jax.random.key(0), target=3), "target"),
+        (lambda: data.regression(5, key=jax.random.key(0), target=lambda x: x[:, 0]), "target"),
     ],
 )
 def test_bad_inputs_raise_naming_the_argument(call, name):
@@ -108,7 +108,7 @@ def test_bad_inputs_raise_naming_the_argument(call, name):
 
 def test_single_index_statistics_and_shared_direction():
     w = jnp.zeros(6).at[2].set(3.0)
-    ds = data.single_index(jax.random.key(0), 20000, dim=6, direction=w, dtype=jnp.float64)
+    ds = data.single_index(20000, key=jax.random.key(0), dim=6, direction=w, dtype=jnp.float64)
     assert ds.x.shape == (20000, 6) and ds.y.shape == (20000, 1)
     np.testing.assert_allclose(jnp.sum(ds.x**2, axis=1), 6.0, rtol=1e-12)
     np.testing.assert_allclose(ds.y[:, 0], (ds.x[:, 2] ** 2 - 1) / np.sqrt(2), rtol=1e-12)
@@ -116,8 +116,8 @@ def test_single_index_statistics_and_shared_direction():
     # E[y] = 0 and E[y²] = (E u⁴ − 2 E u² + 1)/2 with E u⁴ = 3d/(d + 2): 0.625 for d = 6
     assert abs(float(ds.y.mean())) < 5 * float(ds.y.std()) / np.sqrt(20000)
     assert float(jnp.mean(ds.y**2)) == pytest.approx(0.625, rel=0.05)
-    a = data.single_index(jax.random.key(1), 3, dim=4)
-    b = data.single_index(jax.random.key(1), 3, dim=4)
+    a = data.single_index(3, key=jax.random.key(1), dim=4)
+    b = data.single_index(3, key=jax.random.key(1), dim=4)
     np.testing.assert_array_equal(a.y, b.y)
 
 
@@ -133,23 +133,24 @@ def test_single_index_statistics_and_shared_direction():
 def test_single_index_rejects_bad_arguments(kwargs, match):
     args = {"dim": 4} | kwargs
     with pytest.raises(ValueError, match=match):
-        data.single_index(jax.random.key(0), 5, **args)
+        data.single_index(5, key=jax.random.key(0), **args)
 
 
 def test_digits_split_and_preprocessing():
-    ds = data.digits(jax.random.key(0), n_train=300, n_test=100)
+    ds = data.digits(key=jax.random.key(0), n_train=300, n_test=100)
     assert ds.x.shape == (300, 64) and ds.x_test.shape == (100, 64) and ds.n_classes == 10
     # on the sphere of radius √n_0, centred by the training mean
     np.testing.assert_allclose(np.linalg.norm(ds.x, axis=1), 8.0, rtol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(ds.x_test, axis=1), 8.0, rtol=1e-12)
     assert set(np.unique(ds.labels)) == set(range(10))
     # same key, same split; different key, different split; train and test disjoint
-    again = data.digits(jax.random.key(0), n_train=300, n_test=100)
+    again = data.digits(key=jax.random.key(0), n_train=300, n_test=100)
     np.testing.assert_array_equal(ds.x, again.x)
-    other = data.digits(jax.random.key(1), n_train=300, n_test=100)
+    other = data.digits(key=jax.random.key(1), n_train=300, n_test=100)
     assert not np.array_equal(ds.x, other.x)
-    full = data.digits(jax.random.key(0), n_train=1000, n_test=data.DIGITS_SIZE - 1000,
-                       center=False)
+    full = data.digits(
+        key=jax.random.key(0), n_train=1000, n_test=data.DIGITS_SIZE - 1000, center=False
+    )
     rows = {tuple(np.round(r, 6)) for r in np.asarray(full.x)}
     assert not rows & {tuple(np.round(r, 6)) for r in np.asarray(full.x_test)}
     # the raw images are u / ‖u‖ · 8: compare with scikit-learn directly
@@ -162,8 +163,8 @@ def test_digits_split_and_preprocessing():
 
 def test_digits_errors():
     with pytest.raises(ValueError, match="n_test"):
-        data.digits(jax.random.key(0), n_train=1500, n_test=400)
+        data.digits(key=jax.random.key(0), n_train=1500, n_test=400)
     with pytest.raises(ValueError, match="n_train"):
-        data.digits(jax.random.key(0), n_train=0, n_test=10)
+        data.digits(key=jax.random.key(0), n_train=0, n_test=10)
     with pytest.raises(ValueError, match="key"):
-        data.digits(0, n_train=10, n_test=10)
+        data.digits(key=0, n_train=10, n_test=10)

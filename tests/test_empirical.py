@@ -56,53 +56,56 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_every_method_equals_explicit_jjt(name: str) -> None:
     net = CONFIGS[name]
-    params = networks.init(jax.random.key(0), net, dtype=F64)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
     ref = _explicit_ntk(_mlp_out(net), params, X1, X2)
     for method in ("structured", "jacobian", "ntvp"):
-        theta = empirical.ntk(net, params, X1, X2, method=method)
+        theta = empirical.ntk(X1, X2, net=net, params=params, method=method)
         assert theta.shape == (6, 5, net.widths[-1], net.widths[-1])
         assert _rel(theta, ref) < TIGHT, method
-    traced = empirical.ntk(net, params, X1, X2, traced=True)
+    traced = empirical.ntk(X1, X2, net=net, params=params, traced=True)
     assert _rel(traced, jnp.trace(ref, axis1=2, axis2=3) / net.widths[-1]) < TIGHT
 
 
 def test_depth_one_is_sigma_one_times_identity() -> None:
     """Notes §4.1: for L = 1, Θ_kk′ = (σ_w² xᵀx′/n_0 + β²) δ_kk′ exactly."""
     net = CONFIGS["depth1-erf"]
-    params = networks.init(jax.random.key(0), net, dtype=F64)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
     sigma1 = X1 @ X2.T / 3 + 0.7**2
     expected = sigma1[:, :, None, None] * jnp.eye(2, dtype=F64)[None, None, :, :]
-    assert _rel(empirical.ntk(net, params, X1, X2), expected) < TIGHT
+    assert _rel(empirical.ntk(X1, X2, net=net, params=params), expected) < TIGHT
 
 
 def test_methods_agree_in_float32_with_batching() -> None:
     """The issue's bar: ≤ 1e-5 relative in float32, whatever the method or block size."""
     net = networks.mlp((8, 64, 64, 3), activation="erf", beta=0.2)
-    params = networks.init(jax.random.key(3), net, dtype=jnp.float32)
+    params = networks.init(net, key=jax.random.key(3), dtype=jnp.float32)
     x1 = jax.random.normal(jax.random.key(4), (7, 8), jnp.float32)
     x2 = jax.random.normal(jax.random.key(5), (5, 8), jnp.float32)
-    ref = empirical.ntk(net, params, x1, x2, method="jacobian")
+    ref = empirical.ntk(x1, x2, net=net, params=params, method="jacobian")
     assert ref.dtype == jnp.float32
     for method, batch_size in [("structured", None), ("auto", 3), ("ntvp", 4)]:
-        theta = empirical.ntk(net, params, x1, x2, method=method, block_size=batch_size)
+        theta = empirical.ntk(x1, x2, net=net, params=params, method=method, block_size=batch_size)
         assert theta.shape == ref.shape
         assert _rel(theta, ref) <= 1e-5, (method, batch_size)
-    traced = empirical.ntk(net, params, x1, x2, method="jacobian", traced=True, block_size=4)
+    traced = empirical.ntk(
+        x1, x2, net=net, params=params, method="jacobian", traced=True, block_size=4
+    )
     assert _rel(traced, jnp.trace(ref, axis1=2, axis2=3) / 3) <= 1e-5
 
 
 def test_layer_split_and_subnetworks() -> None:
     net = NET_A
-    params = networks.init(jax.random.key(0), net, dtype=F64)
-    traced = empirical.ntk(net, params, X1, X2, traced=True)
-    by_layer = empirical.ntk_by_layer(net, params, X1, X2)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
+    traced = empirical.ntk(X1, X2, net=net, params=params, traced=True)
+    by_layer = empirical.ntk_by_layer(X1, X2, net=net, params=params)
     assert by_layer.shape == (3, 6, 5)
     assert _rel(by_layer.sum(axis=0), traced) < TIGHT
-    assert _rel(empirical.ntk_by_layer(net, params, X1, X2, method="jacobian"), by_layer) < TIGHT
+    jac = empirical.ntk_by_layer(X1, X2, net=net, params=params, method="jacobian")
+    assert _rel(jac, by_layer) < TIGHT
 
     # Notes §4.2: the last layer's term is σ_w² α^(L−1)(x)·α^(L−1)(x′)/n_{L−1} + β², computed
     # here from the forward pass alone.
-    last, rest = empirical.last_layer_split(net, params, X1, X2, block_size=4)
+    last, rest = empirical.last_layer_split(X1, X2, net=net, params=params, block_size=4)
     _, l1 = networks.apply(net, params, X1, return_layers=True)
     _, l2 = networks.apply(net, params, X2, return_layers=True)
     expected_last = 1.3**2 * l1.post[-1] @ l2.post[-1].T / 4 + 0.3**2
@@ -111,17 +114,17 @@ def test_layer_split_and_subnetworks() -> None:
 
     # Sub-network NTKs: Θ^(1) = Σ^(1) exactly; Θ^(L) is the traced NTK; Θ^(2) against autodiff
     # of the preactivation α̃^(2) (mean over its n_2 = 4 units).
-    sub1 = empirical.subnetwork_ntk(net, params, X1, X2, layer=1)
+    sub1 = empirical.subnetwork_ntk(X1, X2, net=net, params=params, layer=1)
     assert _rel(sub1, 1.3**2 * X1 @ X2.T / 3 + 0.3**2) < TIGHT
-    assert _rel(empirical.subnetwork_ntk(net, params, X1, X2, layer=3), traced) < TIGHT
+    assert _rel(empirical.subnetwork_ntk(X1, X2, net=net, params=params, layer=3), traced) < TIGHT
     pre2 = lambda p, x: networks.forward(net, p, x).pre[1]  # noqa: E731
     ref2 = jnp.trace(_explicit_ntk(pre2, params, X1, X2), axis1=2, axis2=3) / 4
-    assert _rel(empirical.subnetwork_ntk(net, params, X1, X2, layer=2), ref2) < TIGHT
+    assert _rel(empirical.subnetwork_ntk(X1, X2, net=net, params=params, layer=2), ref2) < TIGHT
     # untraced: every Θ^(2)_{ii′}, and Θ^(1)_{ii′} = Σ^(1) δ_{ii′} exactly
-    full2 = empirical.subnetwork_ntk(net, params, X1, X2, layer=2, traced=False)
+    full2 = empirical.subnetwork_ntk(X1, X2, net=net, params=params, layer=2, traced=False)
     assert full2.shape == (X1.shape[0], X2.shape[0], 4, 4)
     assert _rel(full2, _explicit_ntk(pre2, params, X1, X2)) < TIGHT
-    full1 = empirical.subnetwork_ntk(net, params, X1, X2, layer=1, traced=False)
+    full1 = empirical.subnetwork_ntk(X1, X2, net=net, params=params, layer=1, traced=False)
     assert _rel(full1, sub1[:, :, None, None] * jnp.eye(full1.shape[-1])[None, None]) < TIGHT
 
 
@@ -141,8 +144,9 @@ def test_ntk_fn_on_a_generic_model() -> None:
     }
     ref = _explicit_ntk(_toy_model, params, X1, X2)
     for method in ("jacobian", "ntvp", "auto"):
-        assert _rel(empirical.ntk_fn(_toy_model, params, X1, X2, method=method), ref) < TIGHT
-    traced = empirical.ntk_fn(_toy_model, params, X1, X2, traced=True, block_size=4)
+        out = empirical.ntk_fn(X1, X2, fn=_toy_model, params=params, method=method)
+        assert _rel(out, ref) < TIGHT
+    traced = empirical.ntk_fn(X1, X2, fn=_toy_model, params=params, traced=True, block_size=4)
     assert _rel(traced, jnp.trace(ref, axis1=2, axis2=3) / 2) < TIGHT
 
 
@@ -181,9 +185,10 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
         net = networks.mlp((4, n, n, 1), activation="relu", beta=beta, sigma_w=sigma_w)
 
         def draw(key: jax.Array, net: networks.MLP = net) -> jax.Array:
-            return empirical.ntk(net, networks.init(key, net), xj, traced=True)
+            return empirical.ntk(xj, net=net, params=networks.init(net, key=key), traced=True)
 
-        thetas = np.asarray(montecarlo.ensemble(draw, jax.random.key(n), n_seeds, block_size=4))
+        thetas = np.asarray(montecarlo.ensemble(draw, key=jax.random.key(n), n_samples=n_seeds,
+                                                block_size=4))
         err = np.linalg.norm(thetas - limit, axis=(1, 2)) / np.linalg.norm(limit)
         assert err.mean() < np.sqrt(10 / n) * (1 + 3 / np.sqrt(n_seeds)), (n, err.mean())
         errors.append(err)
@@ -193,49 +198,49 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
 
 def test_same_inputs_same_kernel_bitwise() -> None:
     net = NET_A
-    params = networks.init(jax.random.key(0), net)
-    a = empirical.ntk(net, params, X1)
-    b = empirical.ntk(net, networks.init(jax.random.key(0), net), X1)
+    params = networks.init(net, key=jax.random.key(0))
+    a = empirical.ntk(X1, net=net, params=params)
+    b = empirical.ntk(X1, net=net, params=networks.init(net, key=jax.random.key(0)))
     np.testing.assert_array_equal(a, b)
 
 
 def test_bad_inputs() -> None:
     net = NET_A
-    params = networks.init(jax.random.key(0), net, dtype=F64)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
     with pytest.raises(ValueError, match="^net:"):
-        empirical.ntk(_mlp_out(net), params, X1)
+        empirical.ntk(X1, net=_mlp_out(net), params=params)
     with pytest.raises(ValueError, match="^params:"):
-        empirical.ntk(net, params[:2], X1)
+        empirical.ntk(X1, net=net, params=params[:2])
     with pytest.raises(ValueError, match="^x1:"):
-        empirical.ntk(net, params, X1[:, :2])
+        empirical.ntk(X1[:, :2], net=net, params=params)
     with pytest.raises(ValueError, match="^x2:"):
-        empirical.ntk(net, params, X1, X2[:, :2])
+        empirical.ntk(X1, X2[:, :2], net=net, params=params)
     with pytest.raises(ValueError, match="^x2:"):
-        empirical.ntk(net, params, X1, X2.at[0, 0].set(jnp.inf))
+        empirical.ntk(X1, X2.at[0, 0].set(jnp.inf), net=net, params=params)
     with pytest.raises(ValueError, match="^method:"):
-        empirical.ntk(net, params, X1, method="finite-differences")
+        empirical.ntk(X1, net=net, params=params, method="finite-differences")
     with pytest.raises(ValueError, match="^block_size:"):
-        empirical.ntk(net, params, X1, block_size=0)
+        empirical.ntk(X1, net=net, params=params, block_size=0)
     with pytest.raises(ValueError, match="^layer:"):
-        empirical.subnetwork_ntk(net, params, X1, layer=0)
+        empirical.subnetwork_ntk(X1, net=net, params=params, layer=0)
     with pytest.raises(ValueError, match="^layer:"):
-        empirical.subnetwork_ntk(net, params, X1, layer=4)
+        empirical.subnetwork_ntk(X1, net=net, params=params, layer=4)
     with pytest.raises(ValueError, match="^method:"):
-        empirical.ntk_by_layer(net, params, X1, method="ntvp")
+        empirical.ntk_by_layer(X1, net=net, params=params, method="ntvp")
     with pytest.raises(ValueError, match="^fn:"):
-        empirical.ntk_fn("not a function", params, X1)
+        empirical.ntk_fn(X1, fn="not a function", params=params)
     with pytest.raises(ValueError, match="^fn:"):
-        empirical.ntk_fn(lambda p, x: x.sum(axis=1) * p, 1.0, X1)
+        empirical.ntk_fn(X1, fn=lambda p, x: x.sum(axis=1) * p, params=1.0)
     with pytest.raises(ValueError, match="^method:"):
-        empirical.ntk_fn(_mlp_out(net), params, X1, method="structured")
+        empirical.ntk_fn(X1, fn=_mlp_out(net), params=params, method="structured")
 
 
 def test_ntk_rejects_non_finite_params_as_train_does() -> None:
     net = networks.mlp((3, 4, 1), activation="relu")
-    params = networks.init(jax.random.key(0), net, dtype=F64)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
     bad = (params[0]._replace(W=params[0].W.at[0, 0].set(jnp.nan)), *params[1:])
     with pytest.raises(ValueError, match=r"^params\[0\]: contains NaN"):
-        empirical.ntk(net, bad, X1)
+        empirical.ntk(X1, net=net, params=bad)
 
 
 def test_kernel_target_alignment_known_values():
@@ -264,16 +269,16 @@ def test_kernel_target_alignment_rejects_bad_input(theta, y, match):
 def test_subnetwork_ntk_untraced_base_case_and_trace():
     beta = 0.3
     net = networks.mlp((3, 16, 12, 2), activation="erf", beta=beta)
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 3))
-    t1 = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
+    t1 = empirical.subnetwork_ntk(x, net=net, params=params, layer=1, traced=False)
     want = (x @ x.T / 3 + beta**2)[:, :, None, None] * jnp.eye(16)[None, None]
     np.testing.assert_allclose(t1, want, atol=1e-13)
-    t2 = empirical.subnetwork_ntk(net, params, x, layer=2, traced=False)
-    traced = empirical.subnetwork_ntk(net, params, x, layer=2)
+    t2 = empirical.subnetwork_ntk(x, net=net, params=params, layer=2, traced=False)
+    traced = empirical.subnetwork_ntk(x, net=net, params=params, layer=2)
     np.testing.assert_allclose(jnp.trace(t2, axis1=2, axis2=3) / 12, traced, rtol=1e-12)
     with pytest.raises(ValueError, match="layer"):
-        empirical.subnetwork_ntk(net, params, x, layer=4, traced=False)
+        empirical.subnetwork_ntk(x, net=net, params=params, layer=4, traced=False)
 
 
 def test_kernel_op_norm():

@@ -171,7 +171,7 @@ def test_second_layer_kernels_match_wide_network_monte_carlo(name):
     act = net.activation
 
     def features(key):
-        pre = networks.forward(net, networks.init(key, net, dtype=jnp.float64), x).pre[0]
+        pre = networks.forward(net, networks.init(net, key=key, dtype=jnp.float64), x).pre[0]
         a, d = act.sigma(pre), act.sigma_dot(pre)
         return jnp.einsum("in,jn->nij", a, a), jnp.einsum("in,jn->nij", d, d)
 
@@ -447,7 +447,9 @@ def test_standard_ntk_matches_wide_standard_networks():
     widths = (3, 1024, 1024, 1)
     net = networks.mlp(widths, activation="relu", parametrisation="standard", beta=0.5)
     keys = jax.random.split(jax.random.key(0), 8)
-    emp = np.mean([empirical.ntk(net, networks.init(k, net), x, traced=True) for k in keys], 0)
+    emp = np.mean(
+        [empirical.ntk(x, net=net, params=networks.init(net, key=k), traced=True) for k in keys], 0
+    )
     want = limits.standard_ntk(x, widths=widths, beta=0.5)
     np.testing.assert_allclose(emp, want, rtol=0.05)
 

@@ -19,7 +19,7 @@ def _draw(key: jax.Array) -> dict:
 
 def test_ensemble_equals_a_loop_over_split_keys() -> None:
     key = jax.random.key(4)
-    out = montecarlo.ensemble(_draw, key, 7, block_size=3)  # 3 does not divide 7
+    out = montecarlo.ensemble(_draw, key=key, n_samples=7, block_size=3)  # 3 does not divide 7
     assert out["z"].shape == (7, 3, 2) and out["norm"].shape == (7,)
     for s, k in enumerate(jax.random.split(key, 7)):
         ref = _draw(k)
@@ -29,12 +29,13 @@ def test_ensemble_equals_a_loop_over_split_keys() -> None:
 
 
 def test_ensemble_same_key_bitwise_and_chunking_does_not_change_draws() -> None:
-    a = montecarlo.ensemble(_draw, jax.random.key(1), 10, block_size=4)
-    b = montecarlo.ensemble(_draw, jax.random.key(1), 10, block_size=4)
-    c = montecarlo.ensemble(_draw, jax.random.key(1), 10)
+    a = montecarlo.ensemble(_draw, key=jax.random.key(1), n_samples=10, block_size=4)
+    b = montecarlo.ensemble(_draw, key=jax.random.key(1), n_samples=10, block_size=4)
+    c = montecarlo.ensemble(_draw, key=jax.random.key(1), n_samples=10)
     np.testing.assert_array_equal(a["z"], b["z"])
     np.testing.assert_allclose(a["z"], c["z"], rtol=1e-14, atol=0)
-    assert not np.array_equal(a["z"], montecarlo.ensemble(_draw, jax.random.key(2), 10)["z"])
+    assert not np.array_equal(a["z"], montecarlo.ensemble(_draw, key=jax.random.key(2),
+                                                          n_samples=10)["z"])
 
 
 def test_mean_sem_matches_numpy() -> None:
@@ -84,13 +85,13 @@ def test_fit_rate_pairs_bootstrap_width_matches_ols_standard_error() -> None:
 
 def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="^fn:"):
-        montecarlo.ensemble(3, jax.random.key(0), 2)
+        montecarlo.ensemble(3, key=jax.random.key(0), n_samples=2)
     with pytest.raises(ValueError, match="^key:"):
-        montecarlo.ensemble(_draw, 0, 2)
+        montecarlo.ensemble(_draw, key=0, n_samples=2)
     with pytest.raises(ValueError, match="^n_samples:"):
-        montecarlo.ensemble(_draw, jax.random.key(0), 0)
+        montecarlo.ensemble(_draw, key=jax.random.key(0), n_samples=0)
     with pytest.raises(ValueError, match="^block_size:"):
-        montecarlo.ensemble(_draw, jax.random.key(0), 4, block_size=0)
+        montecarlo.ensemble(_draw, key=jax.random.key(0), n_samples=4, block_size=0)
     with pytest.raises(ValueError, match="^samples:"):
         montecarlo.mean_sem(np.ones(1))
     w = [10, 20, 40]
@@ -193,7 +194,7 @@ def test_gaussian_samples_and_second_moments_agree_with_the_covariance():
     # within 5 % of the Gaussian closed form √((K_aa K_bb + K_ab²)/S) (relative error of a
     # sample sd from S = 2e5 draws of a product with kurtosis ≤ 9 is ≈ √(8/4S) < 0.5 %).
     K = _psd(4, jax.random.key(2))
-    draws = montecarlo.gaussian_samples(jax.random.key(3), K, S)
+    draws = montecarlo.gaussian_samples(K, key=jax.random.key(3), n_samples=S)
     assert draws.shape == (S, 4)
     est = montecarlo.second_moments(draws)
     assert np.all(np.abs(np.asarray(est.cov - K)) < 5 * np.asarray(est.sem))
@@ -208,11 +209,13 @@ def test_second_moments_and_gaussian_samples_reject_bad_input():
     with pytest.raises(ValueError, match="samples"):
         montecarlo.second_moments(jnp.ones((1, 2)))
     with pytest.raises(ValueError, match="cov"):
-        montecarlo.gaussian_samples(jax.random.key(0), jnp.array([[1.0, 0.5], [0.0, 1.0]]), 3)
+        montecarlo.gaussian_samples(
+            jnp.array([[1.0, 0.5], [0.0, 1.0]]), key=jax.random.key(0), n_samples=3
+        )
     with pytest.raises(ValueError, match="cov"):
-        montecarlo.gaussian_samples(jax.random.key(0), -jnp.eye(2), 3)
+        montecarlo.gaussian_samples(-jnp.eye(2), key=jax.random.key(0), n_samples=3)
     with pytest.raises(ValueError, match="n_samples"):
-        montecarlo.gaussian_samples(jax.random.key(0), jnp.eye(2), 0)
+        montecarlo.gaussian_samples(jnp.eye(2), key=jax.random.key(0), n_samples=0)
 
 
 def test_relative_frobenius_error_matches_numpy():
@@ -247,12 +250,15 @@ X = jnp.array([[1.0, 0.0], [0.6, 0.8], [-0.8, 0.6]])
 def test_samples_match_empirical_ntk_with_the_same_keys():
     net = networks.mlp((2, 16, 16, 3), activation="erf", beta=0.3)
     key = jax.random.key(0)
-    out = montecarlo.ntk_at_init(net, key, X, X[:2], n_samples=3, dtype=jnp.float64, block_size=2)
+    out = montecarlo.ntk_at_init(
+        X, X[:2], net=net, key=key, n_samples=3, dtype=jnp.float64, block_size=2
+    )
     assert out.by_layer.shape == (3, 3, 3, 2)
     assert out.full.shape == (3, 3, 2, 3, 3)
     for s, k in enumerate(jax.random.split(key, 3)):
-        params = networks.init(k, net, dtype=jnp.float64)
-        np.testing.assert_allclose(out.full[s], empirical.ntk(net, params, X, X[:2]), rtol=1e-10)
+        params = networks.init(net, key=k, dtype=jnp.float64)
+        ref = empirical.ntk(X, X[:2], net=net, params=params)
+        np.testing.assert_allclose(out.full[s], ref, rtol=1e-10)
     traced = jnp.trace(out.full, axis1=3, axis2=4) / 3
     np.testing.assert_allclose(out.by_layer.sum(axis=1), traced, rtol=1e-10)
 
@@ -260,7 +266,9 @@ def test_samples_match_empirical_ntk_with_the_same_keys():
 def test_one_hidden_layer_mean_is_the_limit():
     n, n_samples = 8, 4000
     net = networks.mlp((2, n, 1), activation="relu", beta=0.5)
-    out = montecarlo.ntk_at_init(net, jax.random.key(1), X, n_samples=n_samples, dtype=jnp.float64)
+    out = montecarlo.ntk_at_init(
+        X, net=net, key=jax.random.key(1), n_samples=n_samples, dtype=jnp.float64
+    )
     k = limits.kernels(X, depth=2, activation="relu", beta=0.5)
     last = montecarlo.mean_sem(out.by_layer[:, 1])
     rest = montecarlo.mean_sem(out.by_layer[:, 0])
@@ -272,7 +280,7 @@ def test_one_hidden_layer_mean_is_the_limit():
 
 def test_ntk_at_init_float32_default():
     net = networks.mlp((2, 4, 1), activation="relu")
-    out = montecarlo.ntk_at_init(net, jax.random.key(2), X, n_samples=2)
+    out = montecarlo.ntk_at_init(X, net=net, key=jax.random.key(2), n_samples=2)
     assert out.full.dtype == jnp.float32
 
 
@@ -288,19 +296,21 @@ def test_ntk_at_init_float32_default():
 def test_ntk_at_init_bad_options(kwargs, name):
     net = networks.mlp((2, 4, 1), activation="relu")
     with pytest.raises(ValueError, match=name):
-        montecarlo.ntk_at_init(net, jax.random.key(0), X, **kwargs)
+        montecarlo.ntk_at_init(X, net=net, key=jax.random.key(0), **kwargs)
 
 
 def test_ntk_at_init_bad_inputs():
     net = networks.mlp((2, 4, 1), activation="relu")
     with pytest.raises(ValueError, match="net"):
-        montecarlo.ntk_at_init("mlp", jax.random.key(0), X, n_samples=2)
+        montecarlo.ntk_at_init(X, net="mlp", key=jax.random.key(0), n_samples=2)
     with pytest.raises(ValueError, match="x1"):
-        montecarlo.ntk_at_init(net, jax.random.key(0), X[:, :1], n_samples=2)
+        montecarlo.ntk_at_init(X[:, :1], net=net, key=jax.random.key(0), n_samples=2)
     with pytest.raises(ValueError, match="x2"):
-        montecarlo.ntk_at_init(net, jax.random.key(0), X, X.at[0, 0].set(jnp.nan), n_samples=2)
+        montecarlo.ntk_at_init(
+            X, X.at[0, 0].set(jnp.nan), net=net, key=jax.random.key(0), n_samples=2
+        )
     with pytest.raises(ValueError, match="key"):
-        montecarlo.ntk_at_init(net, 0, X, n_samples=2)
+        montecarlo.ntk_at_init(X, net=net, key=0, n_samples=2)
 
 
 # ------------------------------------------------------------------ test statistics

@@ -42,7 +42,7 @@ def _relu_nngp(x: np.ndarray, depth: int, beta: float, sigma_w: float) -> np.nda
 @pytest.mark.parametrize("parametrisation", ["ntk", "standard"])
 def test_forward_matches_numpy_and_layers(parametrisation: str) -> None:
     net = networks.mlp((3, 7, 5, 2), beta=0.4, sigma_w=1.3, parametrisation=parametrisation)
-    params = networks.init(jax.random.key(0), net, dtype=F64)
+    params = networks.init(net, key=jax.random.key(0), dtype=F64)
     x = jax.random.normal(jax.random.key(1), (4, 3), F64)
     f, layers = networks.apply(net, params, x, return_layers=True)
     assert f.shape == (4, 2)
@@ -58,9 +58,9 @@ def test_forward_matches_numpy_and_layers(parametrisation: str) -> None:
 
 def test_same_key_bitwise_and_different_keys_differ() -> None:
     net = networks.mlp((3, 16, 1))
-    p1 = networks.init(jax.random.key(7), net)
-    p2 = networks.init(jax.random.key(7), net)
-    p3 = networks.init(jax.random.key(8), net)
+    p1 = networks.init(net, key=jax.random.key(7))
+    p2 = networks.init(net, key=jax.random.key(7))
+    p3 = networks.init(net, key=jax.random.key(8))
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(p1[0].W, p3[0].W)
@@ -71,8 +71,8 @@ def test_init_moments() -> None:
     n_in, n_out = 400, 300
     ntk_net = networks.mlp((n_in, n_out), beta=0.5, sigma_w=2.0)
     std_net = networks.mlp((n_in, n_out), beta=0.5, sigma_w=2.0, parametrisation="standard")
-    (w_ntk,) = networks.init(jax.random.key(3), ntk_net, dtype=F64)
-    (w_std,) = networks.init(jax.random.key(3), std_net, dtype=F64)
+    (w_ntk,) = networks.init(ntk_net, key=jax.random.key(3), dtype=F64)
+    (w_std,) = networks.init(std_net, key=jax.random.key(3), dtype=F64)
     m = n_in * n_out
     # Sample mean of m iid N(0, v): sd √(v/m); sample variance: sd v √(2/m). 5 sd bounds.
     assert abs(float(w_ntk.W.mean())) < 5 / np.sqrt(m)
@@ -89,8 +89,8 @@ def test_ntk_and_standard_same_function_under_same_key() -> None:
     std_net = networks.mlp((5, 64, 32, 3), parametrisation="standard", **kw)
     key = jax.random.key(11)
     x = jax.random.normal(jax.random.key(12), (6, 5), F64)
-    f_ntk = networks.apply(ntk_net, networks.init(key, ntk_net, dtype=F64), x)
-    f_std = networks.apply(std_net, networks.init(key, std_net, dtype=F64), x)
+    f_ntk = networks.apply(ntk_net, networks.init(ntk_net, key=key, dtype=F64), x)
+    f_std = networks.apply(std_net, networks.init(std_net, key=key, dtype=F64), x)
     # The two differ only in the order of a scalar multiplication: float64 rounding, ≲ 1e-14.
     np.testing.assert_allclose(f_ntk, f_std, rtol=1e-12, atol=1e-12)
 
@@ -106,9 +106,9 @@ def test_output_covariance_at_init_is_the_nngp() -> None:
     xj = jnp.asarray(x)
 
     def outputs(key: jax.Array) -> jax.Array:
-        return networks.forward(net, networks.init(key, net, dtype=F64), xj).pre[-1]
+        return networks.forward(net, networks.init(net, key=key, dtype=F64), xj).pre[-1]
 
-    f = montecarlo.ensemble(outputs, jax.random.key(5), n_samples, block_size=256)
+    f = montecarlo.ensemble(outputs, key=jax.random.key(5), n_samples=n_samples, block_size=256)
     # The 8 outputs are iid given the hidden layer: S·n_L = 4096 draws of f(x) ∈ R^3.
     f = np.asarray(f).transpose(0, 2, 1).reshape(-1, 3)
     cov = f.T @ f / f.shape[0]
@@ -143,7 +143,7 @@ def test_mlp_bad_arguments(kwargs: dict, name: str) -> None:
 
 def test_apply_bad_inputs() -> None:
     net = networks.mlp((3, 4, 2))
-    params = networks.init(jax.random.key(0), net)
+    params = networks.init(net, key=jax.random.key(0))
     with pytest.raises(ValueError, match="^x:"):
         networks.apply(net, params, jnp.ones((5, 4)))
     with pytest.raises(ValueError, match="^x:"):
@@ -162,4 +162,4 @@ def test_init_names_key_on_a_bad_key() -> None:
     net = networks.mlp((3, 4, 1), activation="relu")
     for bad in (0, np.zeros(2, np.int32), jax.random.split(jax.random.key(0), 2)):
         with pytest.raises(ValueError, match="^key:"):
-            networks.init(bad, net)
+            networks.init(net, key=bad)

@@ -138,16 +138,18 @@ def test_one_device_mesh_equals_limits() -> None:
         (lambda x: sharding.device_mesh([]), "devices"),
         (lambda x: sharding.ntk(x, depth=2, beta={"not": "hashable"}), "beta"),
         (lambda x: sharding.ntk(x[:, 0], depth=2), "x1"),
-        (lambda x: sharding.ensemble(3, jax.random.key(0), 4), "fn"),
-        (lambda x: sharding.ensemble(jnp.sin, 0, 4), "key"),
-        (lambda x: sharding.ensemble(jnp.sin, jax.random.key(0), 0), "n_samples"),
-        (lambda x: sharding.ensemble(jnp.sin, jax.random.key(0), 2, block_size=0), "block_size"),
-        (lambda x: sharding.empirical_ntk("net", None, x), "net"),
+        (lambda x: sharding.ensemble(3, key=jax.random.key(0), n_samples=4), "fn"),
+        (lambda x: sharding.ensemble(jnp.sin, key=0, n_samples=4), "key"),
+        (lambda x: sharding.ensemble(jnp.sin, key=jax.random.key(0), n_samples=0), "n_samples"),
+        (
+            lambda x: sharding.ensemble(jnp.sin, key=jax.random.key(0), n_samples=2, block_size=0),
+            "block_size",
+        ),
+        (lambda x: sharding.empirical_ntk(x, net="net", params=None), "net"),
         (lambda x: sharding.write_kernel(np.zeros((4, 5)), x, depth=2), "out"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4), int), x, depth=2), "out"),
         (lambda x: sharding.write_kernel("theta.txt", x, depth=2), "out"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, kernel="sigma"), "kernel"),
-        (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, diagonal=True), "diagonal"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, progress=1), "progress"),
         (lambda x: sharding.write_kernel(np.zeros((4, 4)), x, depth=2, block_size=0), "block_size"),
         (lambda x: sharding.TextProgress(every=-1), "every"),
@@ -187,3 +189,7 @@ def test_unknown_option_is_a_type_error_naming_it() -> None:
     # limits' signatures are keyword-only and explicit, so Python itself names the stray keyword
     with pytest.raises(TypeError, match="bogus"):
         sharding.ntk(jnp.ones((4, 3)), depth=2, bogus=1)
+    # write_kernel writes the full (N1, N2) matrix: it has no diagonal= or layers= to misuse
+    for name in ("diagonal", "layers"):
+        with pytest.raises(TypeError, match=name):
+            sharding.write_kernel(np.zeros((4, 4)), jnp.ones((4, 3)), depth=2, **{name: True})

@@ -73,7 +73,7 @@ def test_zonal_spectrum_sums_to_the_diagonal_and_matches_gram_eigenvalues_on_s2(
     assert float(np.sum(z.multiplicity * z.mu)) == pytest.approx(diag, rel=1e-10)
     assert list(z.multiplicity[:3]) == [1, 3, 5]
     # Gram/N of many random points: its top eigenvalue is μ_0 up to O(N^{-1/2}) sampling error
-    x = data.sphere(jax.random.key(2), 600, 3, dtype=jnp.float64)
+    x = data.sphere(600, 3, key=jax.random.key(2), dtype=jnp.float64)
     top = np.linalg.eigvalsh(np.asarray(limits.ntk(x, depth=2, activation="erf", beta=0.3)))[-1]
     assert top / 600 == pytest.approx(z.mu[0], rel=0.1)
 

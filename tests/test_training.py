@@ -22,7 +22,7 @@ def _data(k: int = 1, n: int = N, seed: int = 1):
 
 def _net(width: int = 16, k: int = 1, activation: str = "tanh", depth: int = 2, **kw):
     net = networks.mlp((N0, *[width] * (depth - 1), k), activation=activation, beta=0.3, **kw)
-    return net, networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    return net, networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
 
 
 @partial(jax.jit, static_argnums=0)
@@ -45,8 +45,8 @@ def test_linearised_gd_equals_discrete_closed_form(normalise):
     x_test = _data(n=4, seed=2)[0]
     lr = 0.5 if normalise else 0.5 / N
     traj = training.train(
-        net, params, x, y, lr=lr, steps=60, record_at=4, x_test=x_test, linearised=True,
-        normalise=normalise,
+        x, y, net=net, params=params, lr=lr, steps=60, record_at=4, x_test=x_test, linearised=True,
+        normalise=normalise
     )
     theta_xx = _explicit_ntk(net, params, x, x)
     theta_zx = _explicit_ntk(net, params, x_test, x)
@@ -71,7 +71,9 @@ def test_gd_converges_to_the_flow_at_first_order():
     errors = []
     for h in (lr, lr / 2):
         steps = int(round(t_end / h))
-        traj = training.train(net, params, x, y, lr=h, steps=steps, record_at=2, linearised=True)
+        traj = training.train(
+            x, y, net=net, params=params, lr=h, steps=steps, record_at=2, linearised=True
+        )
         flow = regression.gradient_flow(theta, y, traj.f_train[0], t=h * steps)
         errors.append(float(jnp.max(jnp.abs(traj.f_train[-1] - flow.train))))
     assert 1.8 <= errors[0] / errors[1] <= 2.2
@@ -87,9 +89,9 @@ def test_wide_network_tracks_its_kernel_at_the_inverse_sqrt_width_rate():
     for a, n in enumerate(widths):
         net = networks.mlp((N0, n, 1), activation="erf")
         for s in range(seeds):
-            params = networks.init(jax.random.key(s), net, dtype=jnp.float64)
-            traj = training.train(net, params, x, y, lr=1.0, steps=300, record_at=7)
-            theta = empirical.ntk(net, params, x, traced=True)
+            params = networks.init(net, key=jax.random.key(s), dtype=jnp.float64)
+            traj = training.train(x, y, net=net, params=params, lr=1.0, steps=300, record_at=7)
+            theta = empirical.ntk(x, net=net, params=params, traced=True)
             lin = regression.gradient_descent(
                 theta, y, traj.f_train[0], t=np.asarray(traj.steps), lr=1.0
             )
@@ -107,7 +109,8 @@ def test_records_match_direct_computations():
     x, y = _data()
     lr, steps = 0.4, 12
     traj = training.train(
-        net, params, x, y, lr=lr, steps=steps, record_at=range(steps + 1), record_ntk=True
+        x, y, net=net, params=params, lr=lr, steps=steps, record_at=range(steps + 1),
+        record_ntk=True
     )
     np.testing.assert_array_equal(traj.steps, np.arange(steps + 1))
     np.testing.assert_allclose(traj.t, lr * np.arange(steps + 1), rtol=1e-15)
@@ -120,9 +123,9 @@ def test_records_match_direct_computations():
                                rtol=1e-12)
     # outputs are the network at the returned parameters; NTK records equal empirical.ntk
     np.testing.assert_allclose(traj.f_train[-1], networks.apply(net, traj.params, x), rtol=1e-12)
-    np.testing.assert_allclose(traj.ntk[0], empirical.ntk(net, params, x, traced=True), rtol=1e-12)
-    np.testing.assert_allclose(traj.ntk[-1], empirical.ntk(net, traj.params, x, traced=True),
-                               rtol=1e-12)
+    for rec, p in ((traj.ntk[0], params), (traj.ntk[-1], traj.params)):
+        want = empirical.ntk(x, net=net, params=p, traced=True)
+        np.testing.assert_allclose(rec, want, rtol=1e-12)
     # weight changes: zero at step 0, and the final ones from the parameters (numpy SVD)
     np.testing.assert_array_equal(traj.w_change_fro[0], np.zeros(net.depth))
     for ell in range(net.depth):
@@ -153,13 +156,14 @@ def test_op_norm_subspace_iteration():
 def test_custom_costs():
     net, params = _net()
     x, y = _data()
-    base = training.train(net, params, x, y, lr=0.3, steps=10, record_at=2)
-    as_grad = training.train(net, params, x, y, lr=0.3, steps=10, record_at=2,
-                             cost=lambda f, t: f - t)
+    base = training.train(x, y, net=net, params=params, lr=0.3, steps=10, record_at=2)
+    as_grad = training.train(
+        x, y, net=net, params=params, lr=0.3, steps=10, record_at=2, cost=lambda f, t: f - t
+    )
     np.testing.assert_allclose(as_grad.f_train, base.f_train, rtol=1e-14)
     assert as_grad.loss is None
     huber = costs.from_pointwise(lambda f, t: jnp.sum(jnp.sqrt(1 + (f - t) ** 2) - 1))
-    traj = training.train(net, params, x, y, lr=0.3, steps=30, record_at=4, cost=huber)
+    traj = training.train(x, y, net=net, params=params, lr=0.3, steps=30, record_at=4, cost=huber)
     assert np.all(np.diff(np.asarray(traj.loss)) < 0)
 
 
@@ -174,9 +178,11 @@ def test_infinite_ensemble_moments_from_trained_networks():
     s, beta, lr, steps = 4000, 0.5, 0.02, 150
     y1 = jnp.cos(x[:, :1])
     net = networks.mlp((N0, s), activation="identity", beta=beta)
-    params = networks.init(jax.random.key(3), net, dtype=jnp.float64)
-    traj = training.train(net, params, x, jnp.tile(y1, (1, s)), lr=lr, steps=steps,
-                          record_at=[steps], x_test=z)
+    params = networks.init(net, key=jax.random.key(3), dtype=jnp.float64)
+    traj = training.train(
+        x, jnp.tile(y1, (1, s)), net=net, params=params, lr=lr, steps=steps, record_at=[steps],
+        x_test=z
+    )
 
     def k(a, b):
         return np.asarray(a @ b.T / N0 + beta**2)
@@ -206,8 +212,10 @@ def test_same_key_same_bits():
 
     def run():
         net = networks.mlp((N0, 32, 32, 1), activation="relu")
-        params = networks.init(jax.random.key(42), net)
-        return training.train(net, params, x, y, lr=0.5, steps=20, record_at=3, record_ntk=True)
+        params = networks.init(net, key=jax.random.key(42))
+        return training.train(
+            x, y, net=net, params=params, lr=0.5, steps=20, record_at=3, record_ntk=True
+        )
 
     a, b = run(), run()
     for la, lb in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -222,8 +230,10 @@ def test_bad_inputs_name_the_argument():
     def bad(name, **kw):
         args = {"net": net, "params": params, "x": x, "y": y, "lr": 0.1, "steps": 5} | kw
         with pytest.raises(ValueError, match=f"^{name}"):
-            training.train(args.pop("net"), args.pop("params"), args.pop("x"), args.pop("y"),
-                           **args)
+            training.train(
+                args.pop("x"), args.pop("y"), net=args.pop("net"), params=args.pop("params"),
+                **args
+            )
 
     bad("lr", lr=0.0)
     bad("lr", lr=-1.0)
@@ -239,7 +249,7 @@ def test_bad_inputs_name_the_argument():
     bad("net", net="mlp")
     bad("params", params=params[:1])
     with pytest.raises(ValueError, match="^params"):
-        training.linearise(net, params[:1])
+        training.linearise(net=net, params0=params[:1])
 
 
 def test_train_names_x_for_no_points_and_n_l_for_bad_targets():
@@ -247,9 +257,9 @@ def test_train_names_x_for_no_points_and_n_l_for_bad_targets():
     x, y = _data()
     y2 = jnp.concatenate([y, y], axis=1)
     with pytest.raises(ValueError, match=r"^x: no training points \(N = 0"):
-        training.train(net, params, x[:0], y2[:0], lr=0.1, steps=1)
+        training.train(x[:0], y2[:0], net=net, params=params, lr=0.1, steps=1)
     with pytest.raises(ValueError, match=r"^y: expected n_L = 2 columns"):
-        training.train(net, params, x, y, lr=0.1, steps=1)
+        training.train(x, y, net=net, params=params, lr=0.1, steps=1)
 
 
 def test_singular_values_exact_and_iterated():
@@ -280,7 +290,7 @@ def test_singular_values_errors():
 
 def _setup():
     net = networks.mlp((3, 64, 2), activation="tanh", beta=0.5)
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 3), jnp.float64)
     y = jax.random.normal(jax.random.key(2), (5, 2), jnp.float64)
     return net, params, x, y
@@ -288,14 +298,16 @@ def _setup():
 
 def test_frozen_layers_do_not_move():
     net, params, x, y = _setup()
-    traj = training.train(net, params, x, y, lr=0.5, steps=10, record_at=2, trainable=[-1])
+    traj = training.train(
+        x, y, net=net, params=params, lr=0.5, steps=10, record_at=2, trainable=[-1]
+    )
     np.testing.assert_array_equal(traj.params[0].W, params[0].W)
     np.testing.assert_array_equal(traj.params[0].b, params[0].b)
     assert float(jnp.max(jnp.abs(traj.params[1].W - params[1].W))) > 0
     np.testing.assert_array_equal(traj.w_change_fro[-1, 0], 0.0)
     # trainable = every layer is the default
-    a = training.train(net, params, x, y, lr=0.5, steps=3, record_at=2)
-    b = training.train(net, params, x, y, lr=0.5, steps=3, record_at=2, trainable=[0, 1])
+    a = training.train(x, y, net=net, params=params, lr=0.5, steps=3, record_at=2)
+    b = training.train(x, y, net=net, params=params, lr=0.5, steps=3, record_at=2, trainable=[0, 1])
     np.testing.assert_array_equal(a.f_train, b.f_train)
 
 
@@ -305,7 +317,9 @@ def test_readout_only_is_kernel_descent_with_the_last_layer_kernel():
     n = layers.shape[1]
     kern = layers @ layers.T / n + net.beta**2                    # last-layer kernel, exact
     f0 = networks.apply(net, params, x)
-    traj = training.train(net, params, x, y, lr=0.7, steps=25, record_at=[25], trainable=[1])
+    traj = training.train(
+        x, y, net=net, params=params, lr=0.7, steps=25, record_at=[25], trainable=[1]
+    )
     expect = regression.gradient_descent(kern, y, f0, t=25, lr=0.7).train
     # read-out training is exactly linear: agreement to float64 round-off
     np.testing.assert_allclose(traj.f_train[0], expect, atol=1e-10)
@@ -315,4 +329,4 @@ def test_readout_only_is_kernel_descent_with_the_last_layer_kernel():
 def test_trainable_errors(bad):
     net, params, x, y = _setup()
     with pytest.raises(ValueError, match="trainable"):
-        training.train(net, params, x, y, lr=0.1, steps=1, trainable=bad)
+        training.train(x, y, net=net, params=params, lr=0.1, steps=1, trainable=bad)

@@ -94,11 +94,11 @@ def lr_phase(loss: Array, *, window: int = 10) -> str:
 
 
 def lr_phases(
-    net: MLP,
-    params: Params,
     x: Array,
     y: Array,
     *,
+    net: MLP,
+    params: Params,
     lrs: Sequence[float],
     steps: int,
     window: int = 10,
@@ -130,7 +130,10 @@ def lr_phases(
         raise ValueError(f"lrs: must be strictly increasing, got {lrs!r}")
     phases: list[str] = []
     for eta in etas:
-        traj = training.train(net, params, x, y, lr=float(eta), steps=steps, record_at=steps + 1)
+        traj = training.train(
+            x, y, net=net, params=params, lr=float(eta), steps=steps, record_at=steps + 1
+        )
+        assert traj.loss is not None  # the MSE records its value
         phases.append(lr_phase(traj.loss, window=window))
         if phases[-1] == "divergent":
             break

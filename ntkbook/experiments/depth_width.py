@@ -28,7 +28,7 @@ def _diagonal_by_depth(
     """Θ^{(L)}(x, x) for every L ≤ L_max from one draw of the deepest network, in one backward
     sweep: column L of ``g`` is ∂f_L/∂α̃^{(m)} of the depth-L network (zero while m ≥ L)."""
     net = networks.mlp(widths, activation=activation, sigma_w=sigma_w, beta=beta)
-    params = networks.init(key, net, dtype=x.dtype)
+    params = networks.init(net, key=key, dtype=x.dtype)
     act, depth, n = net.activation, net.depth, widths[1]
     s = sigma_w / n**0.5
     hidden_W = jnp.stack([p.W for p in params[1:-1]] + [jnp.zeros((n, n), x.dtype)])
@@ -66,9 +66,9 @@ def _diagonal_by_depth(
 
 
 def ntk_diagonal_by_depth(
-    key: Array,
     x: Array,
     *,
+    key: Array,
     width: int,
     depths: Sequence[int],
     n_samples: int,
@@ -127,7 +127,7 @@ def ntk_diagonal_by_depth(
     networks.mlp((x.shape[1], width, 1), activation=activation, sigma_w=sigma_w, beta=beta)
     widths = (x.shape[1],) + (width,) * (max(ds) - 1) + (1,)
     draw = partial(_diagonal_by_depth, widths, ds, activation, float(sigma_w), float(beta), x)
-    return montecarlo.ensemble(draw, key, n_samples, block_size=block_size)
+    return montecarlo.ensemble(draw, key=key, n_samples=n_samples, block_size=block_size)
 
 
 class DepthWidthFit(NamedTuple):

@@ -77,11 +77,11 @@ def _run_rescaled(
 
 
 def train_rescaled(
-    net: MLP,
-    params: Params,
     x: Array,
     y: Array,
     *,
+    net: MLP,
+    params: Params,
     scale: float,
     lr: float,
     steps: int,
@@ -175,7 +175,7 @@ def _jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
     return JacobianSizes(jnp.sqrt(sw / pw[None, :]), sw, jnp.sqrt(sb / pb[None, :]), sb)
 
 
-def jacobian_sizes(net: MLP, params: Params, x: Array) -> JacobianSizes:
+def jacobian_sizes(x: Array, *, net: MLP, params: Params) -> JacobianSizes:
     r"""Sizes of the per-parameter derivatives of f(x), layer by layer, by reverse-mode autodiff.
 
     .. math::
@@ -255,13 +255,13 @@ def _hessian_power(
 
 
 def hessian_norm(
-    net: MLP,
-    params: Params,
     x: Array,
     *,
+    net: MLP,
+    params: Params,
+    key: Array | None = None,
     tol: float = 1e-3,
     max_iters: int = 200,
-    key: Array | None = None,
 ) -> HessianNorm:
     r"""Spectral norm of the Hessian of f(x) in the parameters, by power iteration on H².
 
@@ -340,7 +340,7 @@ def _taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> Taylor
     return TaylorTerms(lin, 0.5 * second, f(params) - f0 - lin, norm)
 
 
-def taylor_terms(net: MLP, params0: Params, params: Params, x: Array) -> TaylorTerms:
+def taylor_terms(x: Array, *, net: MLP, params: Params, params0: Params) -> TaylorTerms:
     r"""First- and second-order terms of f along a parameter displacement Δθ = θ − θ₀.
 
     .. math::

@@ -52,7 +52,7 @@ def _pin_rows(a: Array) -> Array:
     return jnp.sqrt(jnp.mean(jnp.square(a), axis=0))
 
 
-def layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Array, ...]:
+def layer_directions(x: Array, d: Array, *, net: MLP, params: Params) -> tuple[Array, ...]:
     r"""The layer-wise training directions :math:`d^{(l)} = \partial C/\partial\tilde\alpha^{(l)}`
     of Lemma 1, l = 1 … L.
 
@@ -138,7 +138,7 @@ class NeuronChanges(NamedTuple):
 
 
 def neuron_changes(
-    net: MLP, params: Params, params0: Params, x: Array, *, layer: int | None = None
+    x: Array, *, net: MLP, params: Params, params0: Params, layer: int | None = None
 ) -> NeuronChanges:
     r"""How far each neuron of a hidden layer and its outgoing weights moved (notes §5.3).
 
@@ -225,7 +225,7 @@ class Lemma1Norms(NamedTuple):
         return jnp.sum(self.a0 + c * self.a_change + self.w0 + self.w_change)
 
 
-def lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1Norms:
+def lemma1_norms(x: Array, *, net: MLP, params: Params, params0: Params) -> Lemma1Norms:
     r"""The sizes :math:`a^{(k)}, w^{(k)}` and the variations :math:`\tilde a^{(k)}, \tilde w^{(k)}`
     of Lemma 1 (notes §6).
 
@@ -281,7 +281,7 @@ def _lemma1_norms(net: MLP, params: Params, params0: Params, x: Array) -> Lemma1
     return Lemma1Norms(**{f: jnp.stack(v) for f, v in out.items()})
 
 
-def ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, *, layer: int) -> Array:
+def ntk_recursion(x: Array, theta: Array, *, net: MLP, params: Params, layer: int) -> Array:
     r""":math:`\Theta^{(l+1)}` from :math:`\Theta^{(l)}` by the recursion of Lemma 1's proof (notes
     §6, step 1, corrected).
 

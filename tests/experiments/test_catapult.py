@@ -72,11 +72,11 @@ def test_lr_phase_rejects_bad_input(loss, kwargs, match):
 
 
 def _catapult_problem(width=512):
-    x = jnp.sqrt(8.0) * data.sphere(jax.random.key(1), 16, 8, dtype=jnp.float32)
+    x = jnp.sqrt(8.0) * data.sphere(16, 8, key=jax.random.key(1), dtype=jnp.float32)
     y = jnp.sign(x[:, :1])
     net = networks.mlp((8, width, 1), activation="relu")
-    params = networks.init(jax.random.key(2), net)
-    lam0 = float(catapult.top_eigenvalue(empirical.ntk(net, params, x, traced=True)))
+    params = networks.init(net, key=jax.random.key(2))
+    lam0 = float(catapult.top_eigenvalue(empirical.ntk(x, net=net, params=params, traced=True)))
     return net, params, x, y, lam0
 
 
@@ -84,7 +84,7 @@ def test_lr_phases_finds_the_three_phases_of_a_relu_net_and_stops_at_divergence(
     # η < 2/λ_0: lazy (linear picture); η = 1.5 × 2/λ_0: catapult; η = 8/λ_0 ... : divergent.
     net, params, x, y, lam0 = _catapult_problem()
     lrs = np.array([0.8, 1.5, 4.0, 5.0]) * 2 / lam0
-    phases = catapult.lr_phases(net, params, x, y, lrs=lrs, steps=300)
+    phases = catapult.lr_phases(x, y, net=net, params=params, lrs=lrs, steps=300)
     assert phases == ("lazy", "catapult", "divergent")
 
 
@@ -92,4 +92,4 @@ def test_lr_phases_finds_the_three_phases_of_a_relu_net_and_stops_at_divergence(
 def test_lr_phases_rejects_bad_lrs(lrs):
     net, params, x, y, _ = _catapult_problem(width=8)
     with pytest.raises(ValueError, match="lrs"):
-        catapult.lr_phases(net, params, x, y, lrs=lrs, steps=3)
+        catapult.lr_phases(x, y, net=net, params=params, lrs=lrs, steps=3)

@@ -12,21 +12,22 @@ from ntkbook.experiments import depth_width
 
 @pytest.mark.parametrize(("activation", "beta"), [("tanh", 0.3), ("relu", 0.0)])
 def test_ntk_diagonal_by_depth_matches_empirical_ntk_of_each_subnetwork(activation, beta):
-    x = 2.0 * data.sphere(jax.random.key(1), 3, 5, dtype=jnp.float64)
+    x = 2.0 * data.sphere(3, 5, key=jax.random.key(1), dtype=jnp.float64)
     depths, n, seeds = (2, 3, 5, 6), 7, 2
     got = depth_width.ntk_diagonal_by_depth(
-        jax.random.key(3), x, width=n, depths=depths, n_samples=seeds, activation=activation,
-        beta=beta, sigma_w=1.3,
+        x, key=jax.random.key(3), width=n, depths=depths, n_samples=seeds, activation=activation,
+        beta=beta, sigma_w=1.3
     )
     assert got.shape == (seeds, len(depths), 3)
     widths = (5,) + (n,) * (max(depths) - 1) + (1,)
     deepest = networks.mlp(widths, activation=activation, beta=beta, sigma_w=1.3)
     for s, k in enumerate(jax.random.split(jax.random.key(3), seeds)):
-        params = networks.init(k, deepest, dtype=jnp.float64)
+        params = networks.init(deepest, key=k, dtype=jnp.float64)
         for j, depth in enumerate(depths):
             net = networks.mlp(widths[:depth] + (1,), activation=activation, beta=beta,
                                sigma_w=1.3)
-            ref = jnp.diag(empirical.ntk(net, params[: depth - 1] + params[-1:], x, traced=True))
+            ref = jnp.diag(empirical.ntk(x, net=net, params=params[: depth - 1] + params[-1:],
+                                         traced=True))
             np.testing.assert_allclose(got[s, j], ref, rtol=1e-12)
 
 
@@ -34,9 +35,10 @@ def test_ntk_diagonal_by_depth_mean_matches_the_limit():
     # Θ∞^(L)(x, x) of a ReLU net with σ_w² = 2, β = 0 is 2 L ‖x‖²/n_0 (limits.ntk), and the
     # mean over initialisations is close to it at width 64: a check of the scale that does not
     # go through empirical.ntk. 4 standard errors: a false alarm has probability ~1e-4.
-    x = jnp.sqrt(4.0) * data.sphere(jax.random.key(0), 1, 4, dtype=jnp.float32)
-    th = depth_width.ntk_diagonal_by_depth(jax.random.key(2), x, width=64, depths=(2, 4),
-                                          n_samples=2000, sigma_w=2**0.5)
+    x = jnp.sqrt(4.0) * data.sphere(1, 4, key=jax.random.key(0), dtype=jnp.float32)
+    th = depth_width.ntk_diagonal_by_depth(
+        x, key=jax.random.key(2), width=64, depths=(2, 4), n_samples=2000, sigma_w=2**0.5
+    )
     mean = np.asarray(th[:, :, 0]).mean(axis=0)
     sem = np.asarray(th[:, :, 0]).std(axis=0) / np.sqrt(2000)
     np.testing.assert_array_less(np.abs(mean - np.array([4.0, 8.0])), 4 * sem)
@@ -57,13 +59,15 @@ def test_ntk_diagonal_by_depth_mean_matches_the_limit():
 def test_ntk_diagonal_by_depth_rejects_bad_arguments(kwargs, match):
     args = {"width": 4, "depths": (2, 3), "n_samples": 2} | kwargs
     with pytest.raises(ValueError, match=match):
-        depth_width.ntk_diagonal_by_depth(jax.random.key(0), jnp.ones((1, 2)), **args)
+        depth_width.ntk_diagonal_by_depth(jnp.ones((1, 2)), key=jax.random.key(0), **args)
 
 
 @pytest.mark.parametrize("x", [jnp.ones(3), jnp.array([[1.0, jnp.nan]])])
 def test_ntk_diagonal_by_depth_rejects_bad_x(x):
     with pytest.raises(ValueError, match="x"):
-        depth_width.ntk_diagonal_by_depth(jax.random.key(0), x, width=4, depths=(2,), n_samples=2)
+        depth_width.ntk_diagonal_by_depth(
+            x, key=jax.random.key(0), width=4, depths=(2,), n_samples=2
+        )
 
 
 def _log_normal_grid(c, a, widths, depths, seeds, rng):

@@ -14,7 +14,7 @@ NET = networks.mlp((3, 7, 5, 1), activation="tanh", beta=0.3)
 
 
 def _params(seed=0, dtype=jnp.float64):
-    return networks.init(jax.random.key(seed), NET, dtype=dtype)
+    return networks.init(NET, key=jax.random.key(seed), dtype=dtype)
 
 
 def _x(n=4, seed=1):
@@ -23,14 +23,14 @@ def _x(n=4, seed=1):
 
 def test_jacobian_sizes_match_explicit_gradient_and_ntk_diagonal():
     p, x = _params(), _x()
-    js = lazy_training.jacobian_sizes(NET, p, x)
+    js = lazy_training.jacobian_sizes(x, net=NET, params=p)
     g = jax.grad(lambda q: networks.forward(NET, q, x[1:2]).pre[-1][0, 0])(p)
     for ell, layer in enumerate(g):
         np.testing.assert_allclose(js.sumsq_w[1, ell], jnp.sum(layer.W**2), rtol=1e-12)
         np.testing.assert_allclose(js.sumsq_b[1, ell], jnp.sum(layer.b**2), rtol=1e-12)
         np.testing.assert_allclose(js.rms_w[1, ell], jnp.sqrt(jnp.mean(layer.W**2)), rtol=1e-12)
     # the per-layer sums are the per-layer NTK on the diagonal (the structured rule)
-    by_layer = empirical.ntk_by_layer(NET, p, x)
+    by_layer = empirical.ntk_by_layer(x, net=NET, params=p)
     diag = jnp.stack([jnp.diag(t) for t in by_layer], axis=1)
     np.testing.assert_allclose(js.sumsq_w + js.sumsq_b, diag, rtol=1e-10)
 
@@ -39,11 +39,13 @@ def test_jacobian_sizes_errors():
     p = _params()
     with pytest.raises(ValueError, match="net"):
         two = networks.mlp((3, 7, 2))
-        lazy_training.jacobian_sizes(two, networks.init(jax.random.key(0), two), _x())
+        lazy_training.jacobian_sizes(
+            _x(), net=two, params=networks.init(two, key=jax.random.key(0))
+        )
     with pytest.raises(ValueError, match="x"):
-        lazy_training.jacobian_sizes(NET, p, jnp.ones((2, 4)))
+        lazy_training.jacobian_sizes(jnp.ones((2, 4)), net=NET, params=p)
     with pytest.raises(ValueError, match="params"):
-        lazy_training.jacobian_sizes(NET, p[:2], _x())
+        lazy_training.jacobian_sizes(_x(), net=NET, params=p[:2])
 
 
 def _dense_hessian(p, x):
@@ -57,12 +59,12 @@ def test_hessian_norm_matches_dense_hessian_within_its_residual():
     eigs = np.linalg.eigvalsh(np.asarray(_dense_hessian(p, x)))
     exact = float(np.max(np.abs(eigs)))
     for tol in (1e-3, 1e-8):
-        h = lazy_training.hessian_norm(NET, p, x, tol=tol, max_iters=2000)
+        h = lazy_training.hessian_norm(x, net=NET, params=p, tol=tol, max_iters=2000)
         assert float(h.residual) < tol and 1 <= int(h.iterations) < 2000
         # a residual ρ|λ| puts an eigenvalue of the symmetric H within ρ|λ| of λ: here the top one
         assert abs(float(h.norm) - exact) <= float(h.residual) * exact * 1.01 + 1e-12
     # jit/eager agree, and a run cut short reports its (large) residual instead of hiding it
-    short = lazy_training.hessian_norm(NET, p, x, tol=1e-12, max_iters=2)
+    short = lazy_training.hessian_norm(x, net=NET, params=p, tol=1e-12, max_iters=2)
     assert int(short.iterations) == 2 and float(short.residual) > 1e-12
 
 
@@ -76,7 +78,7 @@ def test_hessian_norm_separates_a_plus_minus_pair():
     flat, unravel = ravel_pytree(p)
     h = jax.hessian(lambda v: networks.forward(net, unravel(v), x).pre[-1][0, 0])(flat)
     exact = float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(h)))))
-    out = lazy_training.hessian_norm(net, p, x, tol=1e-10, max_iters=500)
+    out = lazy_training.hessian_norm(x, net=net, params=p, tol=1e-10, max_iters=500)
     assert float(out.residual) < 1e-10
     np.testing.assert_allclose(float(out.norm), exact, rtol=1e-9)
 
@@ -84,11 +86,11 @@ def test_hessian_norm_separates_a_plus_minus_pair():
 def test_hessian_norm_errors():
     p = _params()
     with pytest.raises(ValueError, match="x"):
-        lazy_training.hessian_norm(NET, p, _x(2))
+        lazy_training.hessian_norm(_x(2), net=NET, params=p)
     with pytest.raises(ValueError, match="max_iters"):
-        lazy_training.hessian_norm(NET, p, _x(1), max_iters=0)
+        lazy_training.hessian_norm(_x(1), net=NET, params=p, max_iters=0)
     with pytest.raises(ValueError, match="tol"):
-        lazy_training.hessian_norm(NET, p, _x(1), tol=0.0)
+        lazy_training.hessian_norm(_x(1), net=NET, params=p, tol=0.0)
 
 
 def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
@@ -101,7 +103,7 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
         h = jax.hessian(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
         g = jax.grad(lambda v, xi=xi: networks.forward(NET, unravel(v), xi).pre[-1][0, 0])(flat0)
         p = jax.tree.map(jnp.add, p0, direction)
-        t = lazy_training.taylor_terms(NET, p0, p, x)
+        t = lazy_training.taylor_terms(x, net=NET, params=p, params0=p0)
         np.testing.assert_allclose(t.linear[i], g @ d, rtol=1e-10)
         np.testing.assert_allclose(t.quadratic[i], 0.5 * d @ h @ d, rtol=1e-10)
         np.testing.assert_allclose(t.delta_norm, jnp.linalg.norm(d), rtol=1e-12)
@@ -109,7 +111,7 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
     errs = []
     for s in (1.0, 0.5):
         p = jax.tree.map(lambda a, b, s=s: a + s * b, p0, direction)
-        t = lazy_training.taylor_terms(NET, p0, p, x)
+        t = lazy_training.taylor_terms(x, net=NET, params=p, params0=p0)
         errs.append(float(jnp.max(jnp.abs(t.remainder - t.quadratic))))
     assert 6.0 < errs[0] / errs[1] < 10.0
 
@@ -117,26 +119,30 @@ def test_taylor_terms_against_dense_derivatives_and_third_order_remainder():
 def test_taylor_terms_errors():
     p = _params()
     with pytest.raises(ValueError, match="params"):
-        lazy_training.taylor_terms(NET, p, p[:2], _x())
+        lazy_training.taylor_terms(_x(), net=NET, params=p[:2], params0=p)
 
 
 def test_train_rescaled_scale_one_is_centred_gd_and_lr_over_a2_is_lazy():
     p0, x = _params(dtype=jnp.float64), _x(6)
     y = jnp.sin(x[:, :1])
-    one = lazy_training.train_rescaled(NET, p0, x, y, scale=1.0, lr=0.5, steps=40, record_at=3)
+    one = lazy_training.train_rescaled(
+        x, y, net=NET, params=p0, scale=1.0, lr=0.5, steps=40, record_at=3
+    )
     # scale 1, centred: GD with d = f − f0 − y, i.e. plain train() on targets y + f0
     f0 = networks.apply(NET, p0, x)
-    ref = training.train(NET, p0, x, y + f0, lr=0.5, steps=40, record_at=3)
+    ref = training.train(x, y + f0, net=NET, params=p0, lr=0.5, steps=40, record_at=3)
     np.testing.assert_allclose(one.f_train, ref.f_train - f0[None], atol=1e-10)
     np.testing.assert_allclose(one.loss, ref.loss, rtol=1e-10)
     assert float(one.rel_change[0]) == 0.0 and float(one.loss[0]) > float(one.loss[-1])
     # η = η0/a²: the function-space trajectory tends to the linearised one; θ moves O(1/a)
     rel, dist = [], []
     for a in (10.0, 100.0):
-        tr = lazy_training.train_rescaled(NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40,
-                                          record_at=3)
+        tr = lazy_training.train_rescaled(
+            x, y, net=NET, params=p0, scale=a, lr=0.5 / a**2, steps=40, record_at=3
+        )
         lin = lazy_training.train_rescaled(
-            NET, p0, x, y, scale=a, lr=0.5 / a**2, steps=40, record_at=3, linearised=True
+            x, y, net=NET, params=p0, scale=a, lr=0.5 / a**2, steps=40, record_at=3,
+            linearised=True
         )
         rel.append(float(tr.rel_change[-1]))
         dist.append(float(jnp.max(jnp.abs(tr.f_train - lin.f_train))))
@@ -157,6 +163,8 @@ def test_train_rescaled_errors(kwargs, name):
     p0, x = _params(), _x(4)
     args = {"scale": 1.0, "lr": 0.1, "steps": 10, **kwargs}
     with pytest.raises(ValueError, match=name):
-        lazy_training.train_rescaled(NET, p0, x, jnp.zeros((4, 1)), **args)
+        lazy_training.train_rescaled(x, jnp.zeros((4, 1)), net=NET, params=p0, **args)
     with pytest.raises(ValueError, match="y"):
-        lazy_training.train_rescaled(NET, p0, x, jnp.zeros((3, 1)), scale=1.0, lr=0.1, steps=1)
+        lazy_training.train_rescaled(
+            x, jnp.zeros((3, 1)), net=NET, params=p0, scale=1.0, lr=0.1, steps=1
+        )

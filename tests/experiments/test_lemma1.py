@@ -14,14 +14,14 @@ BETA = 0.3
 @pytest.fixture(scope="module")
 def setup():
     net = networks.mlp((3, 16, 12, 2), activation="erf", beta=BETA)
-    params = networks.init(jax.random.key(0), net, dtype=jnp.float64)
+    params = networks.init(net, key=jax.random.key(0), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 3))
     return net, params, x
 
 
 def _moved(net, params, x, steps=5):
     y = jnp.zeros((x.shape[0], net.widths[-1]))
-    return training.train(net, params, x, y, lr=0.5, steps=steps, record_at=2).params
+    return training.train(x, y, net=net, params=params, lr=0.5, steps=steps, record_at=2).params
 
 
 # ------------------------------------------------------------------ layer_directions
@@ -36,7 +36,7 @@ def test_layer_directions_give_the_weight_gradients(setup):
         return jnp.mean(jnp.sum(f * d, axis=1))  # ∂C/∂f = d (p_in convention)
 
     grads = jax.grad(cost)(params)
-    dirs = lemma1.layer_directions(net, params, x, d)
+    dirs = lemma1.layer_directions(x, d, net=net, params=params)
     post = networks.forward(net, params, x).post
     assert [q.shape for q in dirs] == [(5, 16), (5, 12), (5, 2)]
     np.testing.assert_array_equal(dirs[-1], d)
@@ -48,7 +48,7 @@ def test_layer_directions_give_the_weight_gradients(setup):
 def test_layer_directions_bound_by_lipschitz_and_op_norm(setup):
     net, params, x = setup
     d = jax.random.normal(jax.random.key(3), (5, 2))
-    dirs = lemma1.layer_directions(net, params, x, d)
+    dirs = lemma1.layer_directions(x, d, net=net, params=params)
     c = 2 / np.sqrt(np.pi)
     for ell in range(1, net.depth):
         w = float(training.op_norm(params[ell].W)) / np.sqrt(net.widths[ell])
@@ -58,14 +58,16 @@ def test_layer_directions_bound_by_lipschitz_and_op_norm(setup):
 def test_layer_directions_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="d"):
-        lemma1.layer_directions(net, params, x, jnp.ones((4, 2)))
+        lemma1.layer_directions(x, jnp.ones((4, 2)), net=net, params=params)
     with pytest.raises(ValueError, match="d"):
-        lemma1.layer_directions(net, params, x, jnp.ones((5, 3)))
+        lemma1.layer_directions(x, jnp.ones((5, 3)), net=net, params=params)
     with pytest.raises(ValueError, match="x"):
-        lemma1.layer_directions(net, params, jnp.ones((5, 4)), jnp.ones((5, 2)))
+        lemma1.layer_directions(jnp.ones((5, 4)), jnp.ones((5, 2)), net=net, params=params)
     std = networks.mlp((3, 16, 12, 2), activation="erf", parametrisation="standard")
     with pytest.raises(ValueError, match="net"):
-        lemma1.layer_directions(std, networks.init(jax.random.key(0), std), x, jnp.ones((5, 2)))
+        lemma1.layer_directions(
+            x, jnp.ones((5, 2)), net=std, params=networks.init(std, key=jax.random.key(0))
+        )
 
 
 # ------------------------------------------------------------------ neuron_changes
@@ -73,14 +75,14 @@ def test_layer_directions_errors(setup):
 
 def test_neuron_changes_at_zero_time_and_by_hand(setup):
     net, params, x = setup
-    at0 = lemma1.neuron_changes(net, params, params, x)
+    at0 = lemma1.neuron_changes(x, net=net, params=params, params0=params)
     np.testing.assert_array_equal(at0.w_change, 0.0)
     np.testing.assert_array_equal(at0.pre_change, 0.0)
     np.testing.assert_allclose(at0.w0, np.linalg.norm(params[2].W, axis=1))
     act = np.asarray(networks.forward(net, params, x).post[2])
     np.testing.assert_allclose(at0.act0, np.sqrt(np.mean(act**2, axis=0)))
     moved = _moved(net, params, x)
-    ch = lemma1.neuron_changes(net, moved, params, x, layer=1)
+    ch = lemma1.neuron_changes(x, net=net, params=moved, params0=params, layer=1)
     pre = [np.asarray(networks.forward(net, p, x).pre[0]) for p in (moved, params)]
     np.testing.assert_allclose(ch.pre_change, np.sqrt(np.mean((pre[0] - pre[1]) ** 2, axis=0)))
     np.testing.assert_allclose(ch.w_change, np.linalg.norm(moved[1].W - params[1].W, axis=1))
@@ -91,15 +93,15 @@ def test_neuron_changes_at_zero_time_and_by_hand(setup):
 def test_neuron_changes_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="layer"):
-        lemma1.neuron_changes(net, params, params, x, layer=3)
+        lemma1.neuron_changes(x, net=net, params=params, params0=params, layer=3)
     with pytest.raises(ValueError, match="params"):
-        lemma1.neuron_changes(net, params, params[:2], x)
+        lemma1.neuron_changes(x, net=net, params=params, params0=params[:2])
     one = networks.mlp((3, 2))
-    p1 = networks.init(jax.random.key(0), one)
+    p1 = networks.init(one, key=jax.random.key(0))
     with pytest.raises(ValueError, match="net"):
-        lemma1.neuron_changes(one, p1, p1, x)
+        lemma1.neuron_changes(x, net=one, params=p1, params0=p1)
     with pytest.raises(ValueError, match="c"):
-        lemma1.neuron_changes(net, params, params, x).gronwall_a(0.0)
+        lemma1.neuron_changes(x, net=net, params=params, params0=params).gronwall_a(0.0)
 
 
 # ------------------------------------------------------------------ lemma1_norms
@@ -108,7 +110,7 @@ def test_neuron_changes_errors(setup):
 def test_lemma1_norms_by_hand(setup):
     net, params, x = setup
     moved = _moved(net, params, x)
-    q = lemma1.lemma1_norms(net, moved, params, x)
+    q = lemma1.lemma1_norms(x, net=net, params=moved, params0=params)
     assert q.a.shape == (2,)
     for k in (1, 2):
         s = 1 / np.sqrt(net.widths[k])
@@ -125,7 +127,7 @@ def test_lemma1_norms_by_hand(setup):
             q.w_change[k - 1], s * np.linalg.norm(moved[k].W - params[k].W, 2), rtol=1e-10)
     big_a = q.a0 + 1.5 * q.a_change + q.w0 + q.w_change
     np.testing.assert_allclose(q.big_a(1.5), big_a.sum())
-    at0 = lemma1.lemma1_norms(net, params, params, x)
+    at0 = lemma1.lemma1_norms(x, net=net, params=params, params0=params)
     np.testing.assert_array_equal(at0.a_change, 0.0)
     np.testing.assert_array_equal(at0.w_change, 0.0)
 
@@ -133,9 +135,9 @@ def test_lemma1_norms_by_hand(setup):
 def test_lemma1_norms_errors(setup):
     net, params, x = setup
     with pytest.raises(ValueError, match="x"):
-        lemma1.lemma1_norms(net, params, params, jnp.full((5, 3), jnp.nan))
+        lemma1.lemma1_norms(jnp.full((5, 3), jnp.nan), net=net, params=params, params0=params)
     with pytest.raises(ValueError, match="c"):
-        lemma1.lemma1_norms(net, params, params, x).big_a(-1.0)
+        lemma1.lemma1_norms(x, net=net, params=params, params0=params).big_a(-1.0)
 
 
 # ------------------------------------------------------------------ ntk_recursion
@@ -146,9 +148,9 @@ def test_ntk_recursion_matches_autodiff(setup):
     moved = _moved(net, params, x, steps=10)
     for p in (params, moved):
         for ell in (1, 2):
-            theta = empirical.subnetwork_ntk(net, p, x, layer=ell, traced=False)
-            got = lemma1.ntk_recursion(net, p, x, theta, layer=ell)
-            want = empirical.subnetwork_ntk(net, p, x, layer=ell + 1, traced=False)
+            theta = empirical.subnetwork_ntk(x, net=net, params=p, layer=ell, traced=False)
+            got = lemma1.ntk_recursion(x, theta, net=net, params=p, layer=ell)
+            want = empirical.subnetwork_ntk(x, net=net, params=p, layer=ell + 1, traced=False)
             np.testing.assert_allclose(got, want, atol=1e-12)
 
 
@@ -156,24 +158,26 @@ def test_ntk_recursion_needs_the_transpose():
     # with W^(l) square but not symmetric, the untransposed product of the notes' display is
     # a different matrix: the recursion must not be invariant under W → Wᵀ
     net = networks.mlp((2, 6, 6, 1), activation="erf", beta=BETA)
-    p = networks.init(jax.random.key(5), net, dtype=jnp.float64)
+    p = networks.init(net, key=jax.random.key(5), dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(6), (3, 2))
-    theta = empirical.subnetwork_ntk(net, p, x, layer=1, traced=False)
+    theta = empirical.subnetwork_ntk(x, net=net, params=p, layer=1, traced=False)
     flipped = (p[0], networks.Dense(p[1].W.T, p[1].b), p[2])
-    a = lemma1.ntk_recursion(net, p, x, theta, layer=1)
-    b = lemma1.ntk_recursion(net, flipped, x, theta, layer=1)
+    a = lemma1.ntk_recursion(x, theta, net=net, params=p, layer=1)
+    b = lemma1.ntk_recursion(x, theta, net=net, params=flipped, layer=1)
     assert float(jnp.max(jnp.abs(a - b))) > 1e-3
 
 
 def test_ntk_recursion_errors(setup):
     net, params, x = setup
-    theta = empirical.subnetwork_ntk(net, params, x, layer=1, traced=False)
+    theta = empirical.subnetwork_ntk(x, net=net, params=params, layer=1, traced=False)
     with pytest.raises(ValueError, match="theta"):
-        lemma1.ntk_recursion(net, params, x, theta[:, :, :3, :3], layer=1)
+        lemma1.ntk_recursion(x, theta[:, :, :3, :3], net=net, params=params, layer=1)
     with pytest.raises(ValueError, match="theta"):
-        lemma1.ntk_recursion(net, params, x, theta * jnp.nan, layer=1)
+        lemma1.ntk_recursion(x, theta * jnp.nan, net=net, params=params, layer=1)
     with pytest.raises(ValueError, match="layer"):
-        lemma1.ntk_recursion(net, params, x, theta, layer=3)
+        lemma1.ntk_recursion(x, theta, net=net, params=params, layer=3)
     std = networks.mlp((3, 16, 12, 2), activation="erf", parametrisation="standard")
     with pytest.raises(ValueError, match="net"):
-        lemma1.ntk_recursion(std, networks.init(jax.random.key(0), std), x, theta, layer=1)
+        lemma1.ntk_recursion(
+            x, theta, net=std, params=networks.init(std, key=jax.random.key(0)), layer=1
+        )

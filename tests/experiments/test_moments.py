@@ -29,9 +29,9 @@ def test_kurtosis_constant_against_networks() -> None:
     x = jnp.ones((1, 1), jnp.float64)
 
     def draw(k: jax.Array) -> jax.Array:
-        return networks.apply(net, networks.init(k, net, dtype=jnp.float64), x)[0, 0]
+        return networks.apply(net, networks.init(net, key=k, dtype=jnp.float64), x)[0, 0]
 
-    f = montecarlo.ensemble(draw, jax.random.key(3), s)
+    f = montecarlo.ensemble(draw, key=jax.random.key(3), n_samples=s)
     kappa = n * float(montecarlo.excess_kurtosis(f))
     exact = moments.kurtosis_constant("erf", beta=0.5)
     # the estimator's standard error ≈ √(24/S)·(1 + κ-dependent terms); n·√(24/S)·3 ≈ 0.13
