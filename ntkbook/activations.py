@@ -107,6 +107,11 @@ def from_function(
     """
     if not callable(fn):
         raise ValueError(f"activation: expected a name or a callable, got {fn!r}")
+    if isinstance(fn, np.ufunc):
+        raise TypeError(
+            f"activation: {fn.__name__!r} is a NumPy ufunc, which JAX cannot trace; pass its "
+            f"jax.numpy counterpart (jnp.{fn.__name__})"
+        )
     points = None if kinks is None else _kinks(kinks)
     try:
         return _from_function_cached(fn, name, kinked, points)
@@ -129,6 +134,7 @@ def _build(
     fn: ArrayFn, name: str | None, kinked: bool, kinks: tuple[float, ...] | None = None
 ) -> Activation:
     label = name or getattr(fn, "__name__", "custom")
+    _check_elementwise(fn, label)
     if kinks is None:
         return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
     pieces = piecewise.fit(fn, kinks)
@@ -140,6 +146,31 @@ def _build(
             "are available for piecewise-linear σ (any kinks) or for a kink at 0 only"
         )
     return Activation(label, fn, _elementwise_grad(fn), kinked=True)
+
+
+_PROBE = (0.3, -1.7, 2.2, -0.4, 1.1, -2.9, 0.0)  # unsorted, so that a sort is caught too
+
+
+def _check_elementwise(fn: ArrayFn, label: str) -> None:
+    """Raise naming ``activation`` unless ``fn`` traces under JAX, keeps shapes and acts entry by
+    entry (``fn(z)`` equals ``vmap(fn)(z)`` on a probe)."""
+    z = jnp.asarray(_PROBE, jnp.float32)
+    try:
+        shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((2, 3), jnp.float32)).shape
+        with jax.ensure_compile_time_eval():
+            whole, single = np.asarray(fn(z)), np.asarray(jax.vmap(fn)(z))
+    except Exception as err:  # any failure of a user's function, re-raised with the name
+        raise TypeError(
+            f"activation: {label!r} cannot be traced by JAX as a function of one array "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    if shape != (2, 3) or whole.shape != z.shape or not np.allclose(
+        whole, single, rtol=1e-5, atol=1e-6, equal_nan=True
+    ):
+        raise ValueError(
+            f"activation: {label!r} is not elementwise (σ(z)_i must depend on z_i alone, and "
+            "keep the shape of z)"
+        )
 
 
 def _piecewise_activation(name: str, fn: ArrayFn, pieces: piecewise.Pieces) -> Activation:

@@ -515,6 +515,8 @@ def _rules(
         return (_Rule("closed"),) * (depth - 1)
     known = variances is not None and sigma_w is not None and beta is not None
     ks = variances if known else np.array([0.0, _TRACED_VARIANCE])
+    if known:
+        _check_growth(act, ks, depth, sigma_w, beta, dtype)  # type: ignore[arg-type]
     rules = []
     for layer in range(1, depth):
         rule, notes = _choose(act, method, points, *_variance_key(ks), jnp.dtype(dtype), layer)
@@ -584,6 +586,8 @@ def _variance_samples(
         [np.sum(np.square(np.asarray(x, np.float64)), axis=1) / x.shape[1] for x in xs]
     )
     k = sigma_w**2 * sq + beta**2
+    if k.size == 0:  # no rows: an empty result, for which any rule will do
+        return np.array([beta**2])
     return np.quantile(k, np.linspace(0.0, 1.0, min(65, k.size)))
 
 
@@ -657,3 +661,20 @@ def expectation(
     m1 = _marginal(act, rule, table, k11)
     m2 = _marginal(act, rule, table, k22)
     return _pair(act, rule, m1, k12, m2)
+
+
+def _check_growth(
+    act: Activation, ks: np.ndarray, depth: int, sigma_w: float, beta: float, dtype: jnp.dtype
+) -> None:
+    """Raise ``ValueError`` naming ``depth`` if the diagonal recursion Σ^(l)(x, x) leaves the
+    range of ``dtype`` before layer L (e.g. σ = relu(z)², whose variances square each layer),
+    before any rule is searched for (propagated in float64 by :func:`_next_variances`)."""
+    top = float(np.finfo(np.dtype(dtype)).max) / 16  # headroom for Θ = Θ Σ̇ + Σ
+    for layer in range(1, depth):
+        ks = _next_variances(act, ks, sigma_w, beta)
+        if not np.all(np.isfinite(ks)) or float(np.max(ks)) > top:
+            raise ValueError(
+                f"depth: Σ^({layer + 1})(x, x) of {act.name!r} overflows {jnp.dtype(dtype).name} "
+                f"(the variances grow without bound with depth; L = {depth}): use fewer layers, "
+                "smaller inputs or sigma_w"
+            )

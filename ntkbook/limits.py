@@ -480,6 +480,8 @@ def _compute(
             "all accuracy); compute in float32 or float64 and cast the result"
         )
     xs = [x for x in (x1, x2) if x is not None]
+    if not (act.homogeneous and beta_v == 0.0):  # (that case is rescaled exactly below)
+        _checks.gram_range(xs, sigma_w_v, dt)
     samples = _variance_samples(xs, sigma_w_v, beta_v) if method != "closed" else None
     rules = _rules(act, method, n, samples, cfg_depth, sigma_w_v, beta_v, dt)
     traced = method != "closed" and n is None and samples is None
