@@ -671,7 +671,8 @@ def _check_growth(
     before any rule is searched for (propagated in float64 by :func:`_next_variances`)."""
     top = float(np.finfo(np.dtype(dtype)).max) / 16  # headroom for Θ = Θ Σ̇ + Σ
     for layer in range(1, depth):
-        ks = _next_variances(act, ks, sigma_w, beta)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what we look for
+            ks = _next_variances(act, ks, sigma_w, beta)
         if not np.all(np.isfinite(ks)) or float(np.max(ks)) > top:
             raise ValueError(
                 f"depth: Σ^({layer + 1})(x, x) of {act.name!r} overflows {jnp.dtype(dtype).name} "

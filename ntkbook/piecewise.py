@@ -306,15 +306,16 @@ def expectation(p: Pieces, k11: Array, k12: Array, k22: Array) -> tuple[Array, A
     dd = jnp.full(k12.shape, p.a * p.a, dt)
     if not p.kinks:
         return ss, dd
-    t, s = jnp.asarray(p.kinks, dt), jnp.asarray(p.jumps, dt)
+    lead = (1,) * k12.ndim  # the kinks along a trailing axis, same rank as the arrays
+    t, s = (jnp.asarray(v, dt).reshape(*lead, -1) for v in (p.kinks, p.jumps))
     m1, m2 = _ramp_mean(d1[..., None], t), _ramp_mean(d2[..., None], t)
     q1, q2 = _tail(d1[..., None], t), _tail(d2[..., None], t)
     ss = ss + jnp.sum(s * (p.c * (m1 + m2) + p.a * k12[..., None] * (q1 + q2)), axis=-1)
     dd = dd + p.a * jnp.sum(s * (q1 + q2), axis=-1)
     n = len(p.kinks)
     i, j = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)  # all pairs (k, l)
-    weight = s[i] * s[j]
-    h, k = t[i] / d1s[..., None], t[j] / d2s[..., None]
+    weight = s[..., i] * s[..., j]
+    h, k = t[..., i] / d1s[..., None], t[..., j] / d2s[..., None]
     r = jnp.broadcast_to(rho[..., None], h.shape)
     on = both[..., None]
     pair_ss = jnp.where(on, (d1 * d2)[..., None] * ramp_moment(h, k, r), m1[..., i] * m2[..., j])
