@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -133,7 +134,7 @@ def _kinks(kinks: object) -> tuple[float, ...]:
 def _build(
     fn: ArrayFn, name: str | None, kinked: bool, kinks: tuple[float, ...] | None = None
 ) -> Activation:
-    label = name or getattr(fn, "__name__", "custom")
+    label = str(name or getattr(fn, "__name__", "custom"))
     _check_elementwise(fn, label)
     if kinks is None:
         return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
@@ -270,11 +271,12 @@ def angle(rho: Array) -> tuple[Array, Array]:
     # infinite derivative (0 · inf = NaN); the inner where keeps √ away from 0
     root = jnp.where(snap, 0.0, jnp.sqrt(jnp.where(snap, 1.0, gap)))
     sin = root * jnp.sqrt(1.0 + a)
+    coefficients: tuple[float, ...]
     if jnp.finfo(rho.dtype).bits <= 32:
         x, coefficients = a, _AS_4_4_46
     else:
         x, coefficients = 2.0 * a - 1.0, _ARCCOS_64
-    poly = 0.0
+    poly: Array | float = 0.0
     for c in coefficients[::-1]:
         poly = poly * x + c
     acos = root * poly
@@ -344,7 +346,7 @@ def arcsin(z: Array) -> Array:
     """
     a = jnp.abs(z)
     s = safe_sqrt((1.0 - z) * (1.0 + z))
-    j = sum((a > _SIN_MID[i]).astype(a.dtype) for i in range(4))
+    j = functools.reduce(operator.add, [(a > m).astype(a.dtype) for m in _SIN_MID])
     tan_c = _tan_table(j)
     x = (a - (1.0 + s) * tan_c) / (1.0 + s + a * tan_c)
     return jnp.where(z < 0, -2.0, 2.0) * (j * (jnp.pi / 16) + _atan_small(x))

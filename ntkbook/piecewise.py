@@ -171,7 +171,8 @@ def _genz(h: Array, k: Array, rho: Array) -> Array:
     r_low = jnp.where(jnp.abs(rho) < _HIGH, rho, 0.0)
     half = 0.5 * jnp.arcsin(r_low)
     hs = 0.5 * (h * h + k * k)
-    x, w = (jnp.asarray(v, h.dtype) for v in (_X, _W))  # a trailing node axis: a small graph
+    lead = (1,) * h.ndim  # a trailing node axis (a small graph), at equal rank
+    x, w = (jnp.asarray(v, h.dtype).reshape(*lead, -1) for v in (_X, _W))
     sn = jnp.sin(half[..., None] * (1.0 + x))
     low = jnp.sum(w * jnp.exp((sn * hk[..., None] - hs[..., None]) / (1.0 - sn * sn)), axis=-1)
     low = low * half / (2.0 * jnp.pi) + _q(h) * _q(k)
