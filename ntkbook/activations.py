@@ -263,6 +263,15 @@ def angle(rho: Array) -> tuple[Array, Array]:
     .. math:: \frac{dθ}{dρ} = -\frac{1}{\sin θ}, \qquad \frac{d \sin θ}{dρ} = -\frac{ρ}{\sin θ},
 
     set to 0 where sin θ = 0 (ρ = ±1, i.e. x = ±x′), so gradients stay finite there.
+
+    What the ReLU-type kernels then return at x = ±x′ (θ = 0 or π): their values are the
+    limits; Σ is C² there (its singular part is θ³ or (π − θ)³), and its first and second
+    derivatives are exact. :math:`\dot\Sigma \propto π − θ` has a cone-shaped kink in x − x′,
+    so Θ is only Lipschitz there: its first derivative is the symmetric subgradient (the mean
+    of the one-sided slopes, which a central difference measures), and its second derivative,
+    singular in truth, is returned finite with the singular :math:`d^2θ/dρ^2` term dropped.
+    No NaN under any composition of ``jvp``/``vjp`` (``grad``, ``jacfwd``, ``jacrev``,
+    ``hessian``).
     """
     a = jnp.abs(rho)
     gap = 1.0 - a
