@@ -39,7 +39,7 @@ book: $(STAMP)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.sources-hash 2>/dev/null)" != "$(SOURCES_HASH)" ]; then \
 		echo "ntkbook or the pins changed: clearing the execution cache"; rm -rf $(CACHE); fi
-	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE)
+	$(BIN)/python scripts/execute_chapters.py --cache $(CACHE) --jax-cache _build/.jax_cache
 	$(BIN)/jupyter-book build .
 	@echo "$(SOURCES_HASH)" > _build/.sources-hash
 	@echo "The book is at file://$(CURDIR)/$(HTML)/index.html"
@@ -48,10 +48,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Two workers (CI has two cores); a file runs whole in one worker, so its module fixtures
-# (the 4-device sharding child, the browser-check site) are built once.
+# (the 4-device sharding child, the browser-check site) are built once; tests/conftest.py hands
+# out the costliest files first. Every test has a 60 s limit (pyproject.toml; a file may set
+# its own, e.g. the sharding child's).
+# Under `make test` the unit suite and the wheel smoke test run at a lower priority (NICE): the
+# critical path is chapters → -W build → site checks, so the chapters get the cores first and
+# the suite soaks up what they leave (kernel start-up, imports, the single-threaded build).
+# nice 5 still leaves the suite about a quarter of the machine beside two chapters, so its
+# slowest test (a few CPU s) stays far inside the 60 s limit. `make unit` alone is not niced.
 UNIT_WORKERS ?= 2
+NICE ?= nice -n 5
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n $(UNIT_WORKERS) --dist loadfile tests
+	$(UNIT_PREFIX) $(BIN)/python -m pytest -n $(UNIT_WORKERS) --dist loadfile tests
 
 # For a chapter author: nbval over one chapter, e.g. `make nbval CHAPTERS=book/02_ntk.md`.
 CHAPTERS ?= book
@@ -93,13 +101,14 @@ checks: html
 # declared minimum versions and at the pins of requirements.txt (scripts/wheel_smoke.sh; it
 # needs only the package index). Mostly download and unpacking: cheap beside the chapters.
 wheel:
-	PYTHON=$(PYTHON) bash scripts/wheel_smoke.sh --minimum
-	PYTHON=$(PYTHON) bash scripts/wheel_smoke.sh --pins
+	PYTHON=$(PYTHON) $(WHEEL_NICE) bash scripts/wheel_smoke.sh --minimum
+	PYTHON=$(PYTHON) $(WHEEL_NICE) bash scripts/wheel_smoke.sh --pins
 
 # Lint and unit tests run beside the chapters' execution (two cores: make -j2); the wheel smoke
 # test takes one more job slot, so it waits for neither.
 test: $(STAMP)
-	$(MAKE) --no-print-directory -j$$(( $(JOBS) + 1 )) --output-sync=target lint unit checks wheel
+	$(MAKE) --no-print-directory -j$$(( $(JOBS) + 1 )) --output-sync=target \
+		UNIT_PREFIX="$(NICE)" WHEEL_NICE="$(NICE)" lint unit checks wheel
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet jupyterlab==4.6.6

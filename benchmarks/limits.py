@@ -15,7 +15,15 @@ Workloads (float32, d = 64, the issue's list):
 Times: after one warm-up (compile) call, ``REPEATS`` pairs of calls (GEMM, then the kernel),
 each waited for with ``block_until_ready``; the ratio is the median of the per-pair ratios
 (``_timing.paired``), so a drift in the machine's load affects both sides alike.
-Usage: ``python benchmarks/limits.py [--quick]`` (quick: smaller N, for a smoke test).
+Also (issue 22): ``rule_search`` — seconds to choose the rule for a new (activation,
+max_variance) on the host, cold (cache cleared; σ's compiled evaluation kept) and cached, each
+as a ratio to a baseline measured in the same run (compiling and running a fresh jitted
+X Xᵀ); ``agreement`` — from a child process on 4 simulated CPU devices, the largest relative
+difference (to √(Θ(x,x)Θ(x',x'))) between eager, ``jax.jit``, ``jax.vmap`` and ``mesh=``
+results, float64, rows at ‖x‖²/n₀ = 1e-4, 1, 1e2, 1e4 (``max_variance=2^15``; tanh under 16 by
+default: rows 1e-4 … 8).
+Usage: ``python benchmarks/limits.py [--quick | --rules]`` (quick: smaller N, for a smoke
+test; rules: only rule_search and agreement).
 """
 
 from __future__ import annotations
@@ -93,12 +101,94 @@ def peak_gib(n: int, mode: str) -> float:
     return float(done.stdout.strip())
 
 
+AGREEMENT = """
+import os, sys, json
+flag = " --xla_force_host_platform_device_count=4"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + flag
+import functools, jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from ntkbook import limits, sharding
+mesh = sharding.device_mesh()
+out = {}
+cases = {"relu": ("relu", None, (1e-4, 1, 1e2, 1e4)), "tanh": ("tanh", None, (1e-4, 1e-2, 1, 8)),
+         "tanh_big": ("tanh", 2.0**15, (1e-4, 1, 1e2, 1e4)),
+         "softplus": ("softplus", 2.0**15, (1e-4, 1, 1e2, 1e4)),
+         "jax.nn.elu": (jax.nn.elu, 2.0**15, (1e-4, 1, 1e2, 1e4))}
+for name, (act, mv, scales) in cases.items():
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(8, 3)); d /= np.linalg.norm(d, axis=1, keepdims=True)
+    x = d * np.sqrt(np.repeat(scales, 2) * 3)[:, None]
+    opts = dict(depth=3, activation=act, beta=0.1, max_variance=mv)
+    fn = functools.partial(limits.ntk, **opts)
+    eager = np.asarray(fn(x, x[::-1]))
+    scale = np.sqrt(np.outer(np.diag(np.asarray(fn(x))), np.diag(np.asarray(fn(x[::-1])))))
+    others = {"jit": jax.jit(fn)(x, x[::-1]),
+              "vmap": jax.vmap(lambda r: fn(r[None], x[::-1])[0])(x),
+              "mesh": sharding.ntk(x, x[::-1], mesh=mesh, **opts)}
+    out[name] = {k: float(np.max(np.abs(np.asarray(v) - eager) / scale)) for k, v in others.items()}
+print(json.dumps(out))
+"""
+
+
+def agreement() -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", AGREEMENT], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rule_search() -> dict:
+    import time
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ntkbook import quadrature
+    from ntkbook.activations import get
+
+    def baseline() -> float:
+        fresh = jax.jit(lambda a: a @ a.T + 1.0)  # a new function: compiled anew
+        t = time.perf_counter()
+        fresh(jnp.asarray(np.ones((64, 64)))).block_until_ready()
+        return time.perf_counter() - t
+
+    acts = {"tanh": "tanh", "gelu": "gelu", "softplus": "softplus", "jax.nn.elu": jax.nn.elu,
+            "silu_lambda": lambda z: z * jax.nn.sigmoid(z)}  # fmt: skip
+    out: dict = {}
+    for name, a in acts.items():
+        act = get(a)
+        for bound in (16.0, 2.0**15):
+            quadrature.choose(act, "auto", None, bound, jnp.dtype(jnp.float64))  # σ compiled
+            quadrature.choose.cache_clear()
+            base = baseline()
+            t = time.perf_counter()
+            rule, _ = quadrature.choose(act, "auto", None, bound, jnp.dtype(jnp.float64))
+            cold = time.perf_counter() - t
+            t = time.perf_counter()
+            quadrature.choose(act, "auto", None, bound, jnp.dtype(jnp.float64))
+            cached = time.perf_counter() - t
+            out[f"{name}@{bound:g}"] = {
+                "rule": f"{rule.method} {rule.points}/{rule.points_dot} levels {rule.levels}",
+                "cold_s": cold, "cached_s": cached, "baseline_s": base,
+                "cold_vs_baseline": cold / base, "cached_vs_baseline": cached / base,
+            }  # fmt: skip
+    return out
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
     sizes = [250, 500] if quick else [1000, 2000, 4000]
     tanh_n = 500 if quick else 2000
     big = 2000 if quick else 20_000
+    if "--rules" in sys.argv:  # only the issue-22 part
+        print(json.dumps({"rule_search": rule_search(), "agreement": agreement()}, indent=1))
+        return
     result = {
+        "rule_search": rule_search(),
+        "agreement": agreement(),
         "dtype": "float32",
         "depth": 3,
         "d": 64,

@@ -29,43 +29,24 @@ k_{11} & k_{12} \\ k_{12} & k_{22}\end{smallmatrix}\big]\big)`, :math:`\rho = k_
       \mathbb{E}[\sigma(u)\sigma(v)] = \sum_{j<m} c_j(k_{11})\, c_j(k_{22})\, \rho^j, \qquad
       c_j(k) = \mathbb{E}[\sigma(\sqrt{k} z)\, He_j(z)] / \sqrt{j!}.
 
-  The coefficients are 1-D integrals per *input* (Gauss–Hermite from
-  :func:`scipy.special.roots_hermitenorm`, one matrix product), so each *pair* costs m
-  multiply-adds (Horner in ρ) instead of a 2-D rule's :math:`O(m^2)` evaluations of σ. The
-  truncation error is at most the tail :math:`\sum_{j \ge m} c_j^2` at ρ = 1, which grows with
-  the variance: for tanh, m = 96 terms reach 1e-10 at k = 1, but about 2700 are needed at
-  k = 30 and 9000 at k = 100.
+  The coefficients are 1-D integrals per *input*, so each *pair* costs m multiply-adds
+  (Horner in ρ). The truncation error is at most the tail :math:`\sum_{j \ge m} c_j^2` at
+  ρ = 1, which grows with the variance (tanh: 96 terms at k = 1, 1344 at k = 16).
 - ``"polar"`` (σ kinked at 0): :math:`(z_1, z_2) = r(\cos\varphi, \sin\varphi)`, so
   :math:`u = \sqrt{k_{11}}\, r\cos\varphi` and :math:`v = \sqrt{k_{22}}\, r\cos(\varphi -
   \theta)` with :math:`\cos\theta = \rho`. The kinks lie at :math:`\cos\varphi = 0` and
-  :math:`\cos(\varphi - \theta) = 0`, which cut the circle into four arcs; on each,
-  Gauss–Legendre in φ, and in r the Gauss rule of weight :math:`r e^{-r^2/2}` on
-  :math:`[0, \infty)`. The integrand is smooth on every cell, so the rule converges
-  exponentially even for ReLU or abs (a tensor Gauss–Hermite rule, or the Mehler series,
-  converges only algebraically across a kink).
+  :math:`\cos(\varphi - \theta) = 0`, which cut the circle into four arcs
+  (:func:`ntkbook.gaussian.polar_nodes`). The integrand is smooth on every cell, so the rule
+  converges exponentially even for ReLU or abs, or, graded, for tanh at k = 1e4.
 - ``"hermite"`` (reference only): the tensor Gauss–Hermite rule of neural-tangents,
   :math:`u = \sqrt{k_{11}} z_1`, :math:`v = \sqrt{k_{22}}(\rho z_1 + \sqrt{1-\rho^2} z_2)`.
 
-**The automatic choice** (``quadrature="auto"``, ``points=None``) aims at a relative error of
-1e-10 in float64 (1e-8 in float32) at every input scale, one rule per layer l → l + 1:
-
-1. a closed form, if the activation has one;
-2. else, for σ not declared kinked, the Mehler series with the fewest terms whose coefficient
-   tail is below the tolerance at the smallest, median and largest variance
-   :math:`\Sigma^{(l)}(x, x)` of the inputs (tried with 2m computed coefficients, m doubling
-   from 64 up to 16384; σ and :math:`\dot\sigma` get their own lengths). The variances are
-   propagated from :math:`\Sigma^{(1)}(x, x) = \sigma_w^2 \lVert x\rVert^2/n_0 + \beta^2` by
-   the diagonal recursion, so a tanh network with :math:`\Sigma^{(1)} = 100` pays for the long
-   series in its first layer only;
-3. else (a kinked σ, whose coefficients decay only like a power of j) the polar rule with the
-   fewest points (8, 12, 18, … ≤ 64) that agrees with twice as many to the tolerance on probe
-   pairs at the extreme variances. An unknown callable is treated the same way, so a kink at 0
-   is found by the slow decay of its Hermite tail and handled exactly; a kink elsewhere
-   (e.g. relu(z − 1)) defeats both rules and draws a ``UserWarning`` naming ``activation``.
-
-Explicit ``points`` are checked the same way and draw a ``UserWarning`` naming ``points`` when
-they miss 1e-8 (float64). Inside ``jit`` the inputs have no values; the choice then assumes
-variances up to 100 (pass ``points`` to avoid the cost).
+**The rule** (``quadrature="auto"``, ``points=None``) is chosen once per call from static
+information only — the activation, the dtype and the variance bound ``max_variance`` — and
+used for every layer, so a call gives one number eagerly and under ``jit``, ``grad``,
+``vmap`` or ``mesh=`` (:mod:`ntkbook.quadrature`: the closed form; else the Mehler series
+while it needs at most 2048 terms on the whole range; else the polar rule, graded towards the
+kinks for large variances). Inputs beyond the bound raise eagerly and are NaN under tracing.
 
 Large inputs are evaluated in blocks of rows of ``x1`` (a ``fori_loop`` writing in place), so
 the memory besides the output stays bounded; ``diagonal=True`` computes only k(x, x) (or
@@ -86,7 +67,6 @@ from __future__ import annotations
 import functools
 import math
 import operator
-import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -97,22 +77,28 @@ import numpy as np
 from . import _checks
 from .activations import Activation, get
 from .gaussian import (
-    _TRACED_VARIANCE,
     QUADRATURES,
     Table,
     _Marginal,
     _marginal,
-    _method_points,
     _pair,
     _Rule,
-    _rules,
     _table,
-    _variance_samples,
-    expectation,
     hermite_functions,
     hermite_rule,
     legendre_rule,
+    polar_size,
     radial_rule,
+)
+from .quadrature import (
+    bounds,
+    data_bound,
+    expectation,
+    homogeneous_scales,
+    method_points,
+)
+from .quadrature import (
+    rule as choose_rule,
 )
 
 __all__ = [
@@ -151,12 +137,11 @@ class _Config(NamedTuple):
     depth: int
     activation: Activation
     rules: tuple[_Rule, ...]
-    bound: float | None = None  # rules chosen for Σ^(l)(x, x) ≤ bound (no values: traced)
+    bound: float = math.inf  # entries with a Σ^(l)(x, x) > bound, l < L, are NaN
 
 
 Layer = tuple[Array, Array, Array]  # (Σ, Σ̇, Θ) of one layer
-# What to return: the last Σ ("nngp"), the last Θ ("ntk"), or layers by 0-based index (sorted).
-Which = str | tuple[int, ...]
+Which = str | tuple[int, ...]  # the last Σ ("nngp") or Θ ("ntk"), or layers (0-based, sorted)
 _LAST = {"nngp": 0, "ntk": 2}  # position in a Layer
 Marginals = tuple[_Marginal, ...]  # per segment, stacked over its layers
 Tables = tuple[Table | None, ...]  # per segment
@@ -260,9 +245,9 @@ def _cross(
         prev, rest = jax.lax.scan(body, prev, (a, b))
         rests.append(rest)
     if not keep:
-        return prev[_LAST[which]]
+        return prev[_LAST[str(which)]]
     stacked = (
-        jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3)
+        jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3)  # type: ignore[index]
     )
     return _pick(Kernels(*stacked), which)
 
@@ -277,18 +262,18 @@ def _pick(k: Kernels, which: Which) -> Kernels | Array:
     return Kernels(*(f[np.asarray(which)] for f in k))
 
 
-def _as_rows(tree: _Marginal) -> _Marginal:
+def _as_rows(tree: Marginals) -> Marginals:
     """Per-input leaves (..., N) as rows of a tile: a trailing unit axis, (..., N, 1)."""
     return jax.tree.map(lambda a: a[..., None], tree)
 
 
-def _as_columns(tree: _Marginal) -> _Marginal:
+def _as_columns(tree: Marginals) -> Marginals:
     """Per-input leaves (..., N) as columns of a tile: (..., 1, N)."""
     return jax.tree.map(lambda a: a[..., None, :], tree)
 
 
 def _by_rows(
-    fn: Callable[[Array, _Marginal], Kernels | Array], x1: Array, m1: _Marginal, rows: int
+    fn: Callable[[Array, Marginals], Kernels | Array], x1: Array, m1: Marginals, rows: int
 ) -> Kernels | Array:
     """``fn`` over blocks of ``rows`` rows of ``x1`` (and of the marginals, last axis), written in
     place into the output (row axis −2 of every leaf).
@@ -334,8 +319,9 @@ def _full(
     which: Which,
     block_size: int,
     symmetric: bool,
-) -> Kernels | Array:
-    """The (N1, N2) kernels, evaluated over blocks of ``block_size`` rows of ``x1``.
+) -> tuple[Kernels | Array, Array]:
+    """The (N1, N2) kernels, evaluated over blocks of ``block_size`` rows of ``x1``, and the
+    largest variance for the range check (:func:`_poison`).
 
     The per-input marginals (diagonal recursion, Mehler coefficients) are computed once; each
     block then costs one GEMM and the elementwise layer recursion over a (block_size, N2) tile.
@@ -359,26 +345,28 @@ def _full(
         if isinstance(which, tuple):
             out = Kernels(*(o.at[:, i, i].set(d) for o, d in zip(out, diag, strict=True)))
         else:
-            out = out.at[i, i].set(diag)
+            out = out.at[i, i].set(diag)  # type: ignore[union-attr]
     return _poison(cfg, out, own, own2, outer=True)
 
 
 def _poison(
     cfg: _Config, out: Kernels | Array, own1: Kernels, own2: Kernels | None, *, outer: bool
-) -> Kernels | Array:
-    r"""The traced-path check: where the rules were chosen for variances up to ``cfg.bound``
-    (inputs without values, inside ``jit``/``vmap``/``shard_map``), every entry whose inputs
-    reach a larger :math:`\Sigma^{(l)}(x, x)`, l < L, is made NaN (value and derivatives), as
-    the rule was not chosen for it: a loud failure instead of a silently inaccurate number."""
-    if cfg.bound is None or cfg.depth < 2:
-        return out
-    bad1 = jnp.any(own1.sigma[:-1] > cfg.bound, axis=0)
-    bad2 = bad1 if own2 is None else jnp.any(own2.sigma[:-1] > cfg.bound, axis=0)
+) -> tuple[Kernels | Array, Array]:
+    r"""The range check: entries whose inputs reach a :math:`\Sigma^{(l)}(x, x) >` ``cfg.bound``,
+    l < L, were computed with a rule not chosen for them, so they are made NaN (value and
+    derivatives): a loud failure instead of a silently inaccurate number. Also returns the
+    largest such variance, from which an eager caller raises."""
+    if cfg.depth < 2 or all(r.method == "closed" for r in cfg.rules):
+        return out, jnp.zeros((), own1.sigma.dtype)
+    top1 = jnp.max(own1.sigma[:-1], axis=0)
+    top2 = top1 if own2 is None else jnp.max(own2.sigma[:-1], axis=0)
+    bad1, bad2 = top1 > cfg.bound, top2 > cfg.bound
     bad = (bad1[:, None] | bad2[None, :]) if outer else (bad1 | bad2)
     factor = jnp.where(bad, jnp.nan, 1.0).astype(own1.sigma.dtype)
+    worst = jnp.maximum(jnp.max(top1, initial=0.0), jnp.max(top2, initial=0.0))
     if isinstance(out, Kernels):
-        return Kernels(*(f * factor[None] for f in out))
-    return out * factor
+        return Kernels(*(f * factor[None] for f in out)), worst
+    return out * factor, worst
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "which"))
@@ -391,8 +379,9 @@ def _diagonal(
     *,
     cfg: _Config,
     which: Which,
-) -> Kernels | Array:
-    """k(x1_i, x1_i) — or k(x1_i, x2_i) when ``x2`` is given — for every layer."""
+) -> tuple[Kernels | Array, Array]:
+    """k(x1_i, x1_i) — or k(x1_i, x2_i) when ``x2`` is given — for every layer, and the largest
+    variance for the range check (:func:`_poison`)."""
     own, m1 = _self_diagonal(cfg, sigma_w, beta, x1, tables)
     if x2 is None:
         return _poison(cfg, _pick(own, which), own, None, outer=False)
@@ -420,7 +409,7 @@ def _auto_block(n1: int, n2: int, cfg: _Config) -> int:
         nodes = max(
             [1]
             + [r.points for r in cfg.rules if r.method == "hermite"]
-            + [4 * r.points for r in cfg.rules if r.method == "polar"]
+            + [polar_size(r) for r in cfg.rules if r.method == "polar"]
         )
         rows = min(_TILE_ENTRIES, _BLOCK_BUDGET // nodes) // max(1, n2)
     return max(1, min(n1, rows))
@@ -434,8 +423,7 @@ def _hyperparameter(name: str, value: object, *, positive: bool) -> tuple[object
     else:
         concrete = _checks.concrete_value(_checks.real_scalar(name, value))
     if concrete is not None:
-        check = _checks.positive if positive else _checks.nonnegative
-        check(name, concrete)
+        (_checks.positive if positive else _checks.nonnegative)(name, concrete)
     return value, concrete
 
 
@@ -452,10 +440,11 @@ def _compute(
     points: int | None,
     block_size: int | None,
     dtype: object,
-    which: str,
+    which: Which,
     layers: Sequence[int] | None = None,
+    max_variance: object = None,
 ) -> Kernels | Array:
-    """Validate the public arguments, choose the rules, then run the jitted computation
+    """Validate the public arguments, choose the rule, then run the jitted computation
     (``which``: "nngp", "ntk" or "kernels", the last with the notes' layer numbers ``layers``)."""
     x1 = _checks.inputs("x1", x1)
     if x2 is not None:
@@ -468,11 +457,11 @@ def _compute(
     act = get(activation)
     beta, beta_v = _hyperparameter("beta", beta, positive=False)
     sigma_w, sigma_w_v = _hyperparameter("sigma_w", sigma_w, positive=True)
-    method, n = _method_points(act, quadrature, points)
+    method, n = method_points(act, quadrature, points)
     dt = (
         jnp.result_type(*(x for x in (x1, x2) if x is not None))
         if dtype is None
-        else _checks.float_dtype("dtype", dtype)
+        else _checks.float_dtype("dtype", dtype)  # type: ignore[arg-type]
     )
     if jnp.finfo(dt).bits < 32:
         raise ValueError(
@@ -482,11 +471,13 @@ def _compute(
     xs = [x for x in (x1, x2) if x is not None]
     if not (act.homogeneous and beta_v == 0.0):  # (that case is rescaled exactly below)
         _checks.gram_range(xs, sigma_w_v, dt)
-    samples = _variance_samples(xs, sigma_w_v, beta_v) if method != "closed" else None
-    rules = _rules(act, method, n, samples, cfg_depth, sigma_w_v, beta_v, dt)
-    traced = method != "closed" and n is None and samples is None
-    cfg = _Config(cfg_depth, act, rules, _TRACED_VARIANCE if traced else None)
-    tables = tuple(_table(rule, dt) for _, _, rule in _segments(cfg))
+    found = None
+    if method != "closed" and max_variance is None:
+        found = data_bound(act, xs, cfg_depth, sigma_w_v, beta_v)
+    bound, check = bounds(max_variance, found)
+    layer_rule = choose_rule(act, method, n, bound, dt, check if found is None else found)
+    cfg = _Config(cfg_depth, act, (layer_rule,) * (cfg_depth - 1), check)
+    tables = tuple(_table(r, dt) for _, _, r in _segments(cfg))
     x1 = x1.astype(dt)
     x2 = None if x2 is None else x2.astype(dt)
     sw, b = jnp.asarray(sigma_w, dt), jnp.asarray(beta, dt)
@@ -494,7 +485,7 @@ def _compute(
                     block_size=block_size)  # fmt: skip
     if act.homogeneous and beta_v == 0.0 and sigma_w_v is not None and jnp.finfo(dt).bits <= 32:
         # checked after the dispatch, so that the check's host round trip overlaps the kernel
-        scaled = _homogeneous_scales(act, xs, sigma_w_v, cfg_depth)
+        scaled = homogeneous_scales(act, xs, sigma_w_v, cfg_depth)
         if scaled is not None:
             norms, unit = scaled
             unit2 = unit[1] if x2 is not None else None
@@ -516,24 +507,52 @@ def _dispatch(
     diagonal: bool,
     block_size: int | None,
 ) -> Kernels | Array:
-    """Run the jitted diagonal or full computation on validated inputs."""
+    """Run the jitted diagonal or full computation on validated inputs; eagerly, raise if an
+    input's variance is beyond the rule's range (traced, those entries are NaN)."""
     if diagonal:
         if x2 is not None and x2.shape[0] != x1.shape[0]:
             raise ValueError(
                 f"x2: diagonal=True pairs rows of x1 and x2, so both need N rows; got "
                 f"{x1.shape[0]} and {x2.shape[0]}"
             )
-        return _diagonal(x1, x2, sw, b, tables, cfg=cfg, which=which)
-    symmetric = x2 is None
-    x2 = x1 if x2 is None else x2
-    if block_size is None:
-        rows = _auto_block(x1.shape[0], x2.shape[0], cfg)
+        out, worst = _diagonal(x1, x2, sw, b, tables, cfg=cfg, which=which)
     else:
-        rows = min(_checks.positive_int("block_size", block_size), x1.shape[0])
-    return _full(x1, x2, sw, b, tables, cfg=cfg, which=which, block_size=rows, symmetric=symmetric)
+        symmetric = x2 is None
+        x2 = x1 if x2 is None else x2
+        if block_size is None:
+            rows = _auto_block(x1.shape[0], x2.shape[0], cfg)
+        else:
+            rows = min(_checks.positive_int("block_size", block_size), x1.shape[0])
+        out, worst = _full(x1, x2, sw, b, tables, cfg=cfg, which=which, block_size=rows,
+                           symmetric=symmetric)  # fmt: skip
+    if _checks.is_concrete(worst) and float(worst) > cfg.bound:
+        raise ValueError(
+            f"max_variance: the inputs reach Σ^(l)(x, x) = {float(worst):.6g} before the last "
+            f"layer, above the {cfg.bound:.6g} the rule was chosen for; pass a larger "
+            "max_variance (static under jit)"
+        )
+    return out
 
 
-_KERNEL_ARGS = """
+def rule_options(
+    x1: Array, x2: Array | None, *, depth: int, options: dict[str, object]
+) -> dict[str, object]:
+    """``options`` with ``max_variance`` set to what an eager call on (x1, x2) would choose, for
+    callers that evaluate blocks under tracing (:mod:`ntkbook.sharding`): one rule for all."""
+    if options.get("max_variance") is not None:
+        return options
+    act = get(options.get("activation", "relu"))  # type: ignore[arg-type]
+    method, _ = method_points(act, options.get("quadrature", "auto"), None)  # type: ignore[arg-type]
+    if method == "closed":
+        return options
+    _, beta = _hyperparameter("beta", options.get("beta", 0.0), positive=False)
+    _, sigma_w = _hyperparameter("sigma_w", options.get("sigma_w", 1.0), positive=True)
+    xs = [x for x in (x1, x2) if x is not None]
+    found = data_bound(act, xs, _checks.positive_int("depth", depth), sigma_w, beta)
+    return {**options, "max_variance": bounds(None, found)[0]}
+
+
+_KERNEL_ARGS = r"""
         x1: inputs (N1, n_0), finite, real, float32 or float64 (or integer), n_0 ≥ 1.
         x2: inputs (N2, n_0); default ``x1``.
         depth: L ≥ 1, the number of affine layers.
@@ -548,12 +567,20 @@ _KERNEL_ARGS = """
         diagonal: only k(x1_i, x1_i) (or k(x1_i, x2_i) if ``x2`` has as many rows).
         quadrature: ``"auto"`` (default), ``"closed"``, ``"mehler"``, ``"polar"`` or
             ``"hermite"`` (see :func:`expectation`).
-        points: Mehler terms or nodes per dimension; default (``None``): chosen per layer from
-            the largest input variance for relative error 1e-10 (float64). An explicit value
-            that misses 1e-8 at the inputs' variances draws a ``UserWarning`` naming it.
+        points: Mehler terms, or polar nodes per cell / Gauss–Hermite nodes per dimension;
+            default (``None``): chosen for relative error 1e-10 (float64) on the whole variance
+            range. An explicit value that misses 1e-8 on it draws a ``UserWarning`` naming it.
         block_size: rows of ``x1`` per block (default: chosen to bound temporaries).
         dtype: compute dtype, float32 or float64 (default: that of the inputs). float16 and
-            bfloat16 are refused (``ValueError``)."""
+            bfloat16 are refused (``ValueError``).
+        max_variance: the largest :math:`\Sigma^{(l)}(x, x)`, l < L, the rule must cover: a
+            Python number, **static under** ``jit`` (a new value, rounded up to a power of 2,
+            recompiles). Default: from the inputs' values where they have any (eager calls,
+            ``grad`` in β or σ_w), at least 16; 16 inside ``jit``/``vmap``/``shard_map``.
+            Beyond it an eager call raises ``ValueError`` naming ``max_variance``; a traced one
+            returns NaN for those entries. Ignored by closed forms (exact at any variance).
+            Static under ``jit`` besides: ``depth``, ``activation``, ``quadrature``,
+            ``points``, ``diagonal``, ``layers``, ``block_size``, ``dtype`` and the shapes."""
 
 
 def kernels(
@@ -569,6 +596,7 @@ def kernels(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
     layers: Sequence[int] | None = None,
 ) -> Kernels:
     r""":math:`\Sigma^{(l)}, \dot\Sigma^{(l)}, \Theta_\infty^{(l)}` for l = 1 … L (the recursion
@@ -604,8 +632,9 @@ def kernels(
     options = dict(
         activation=activation, beta=beta, sigma_w=sigma_w, diagonal=diagonal,
         quadrature=quadrature, points=points, block_size=block_size, dtype=dtype, layers=layers,
+        max_variance=max_variance,
     )  # fmt: skip
-    return _compute(x1, x2, depth=depth, **options, which="kernels")
+    return _compute(x1, x2, depth=depth, **options, which="kernels")  # type: ignore[arg-type,return-value]
 
 
 def nngp(
@@ -621,6 +650,7 @@ def nngp(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
 ) -> Array:
     r""":math:`\Sigma^{(L)}`, the NNGP kernel of the output: (N1, N2), or (N,) with
     ``diagonal=True``.
@@ -638,10 +668,10 @@ def nngp(
         >>> round(float(nngp(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # E[relu(u)²] = 1/2
         0.5
     """
-    return _compute(
+    return _compute(  # type: ignore[return-value]
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
-        dtype=dtype, which="nngp",
+        dtype=dtype, which="nngp", max_variance=max_variance,
     )  # fmt: skip
 
 
@@ -658,6 +688,7 @@ def ntk(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
 ) -> Array:
     r""":math:`\Theta_\infty^{(L)}`, the limiting NTK of the output: (N1, N2), or (N,) with
     ``diagonal=True``.
@@ -675,15 +706,15 @@ def ntk(
         >>> round(float(ntk(jnp.ones((1, 4)), depth=2)[0, 0]), 6)  # Σ¹ × 1/2 + Σ² = 1/2 + 1/2
         1.0
     """
-    return _compute(
+    return _compute(  # type: ignore[return-value]
         x1, x2, depth=depth, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
-        dtype=dtype, which="ntk",
+        dtype=dtype, which="ntk", max_variance=max_variance,
     )  # fmt: skip
 
 
 for _fn in (kernels, nngp, ntk):
-    _fn.__doc__ = _fn.__doc__.replace("Args:{args}", "Args:" + _KERNEL_ARGS)
+    _fn.__doc__ = (_fn.__doc__ or "").replace("Args:{args}", "Args:" + _KERNEL_ARGS)
 
 
 def standard_ntk(
@@ -699,6 +730,7 @@ def standard_ntk(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
 ) -> Array:
     r"""The NTK of a wide network in the *standard* parametrisation, from the limits' statistics.
 
@@ -719,17 +751,17 @@ def standard_ntk(
     Args:
         x1, x2: inputs as in :func:`kernels`.
         widths: (n_0, …, n_L) of the network; L = len(widths) − 1.
-        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype: as in
-            :func:`kernels`.
+        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype,
+            max_variance: as in :func:`kernels`.
 
     Returns:
         (N1, N2), or (N,) with ``diagonal=True``.
     """
     widths = _checks.widths(widths)
-    k = _compute(
+    k: Kernels = _compute(  # type: ignore[assignment]
         x1, x2, depth=len(widths) - 1, activation=activation, beta=beta, sigma_w=sigma_w,
         diagonal=diagonal, quadrature=quadrature, points=points, block_size=block_size,
-        dtype=dtype, which="kernels",
+        dtype=dtype, which="kernels", max_variance=max_variance,
     )  # fmt: skip
     sw2, b2 = jnp.square(sigma_w), jnp.square(beta)
     total = jnp.zeros_like(k.theta[0])
@@ -753,66 +785,6 @@ def _layer_indices(layers: Sequence[int] | None, depth: int) -> tuple[int, ...]:
             f"layers: each must be in 1 … {depth} or −{depth} … −1 (the depth); got {layers!r}"
         )
     return tuple(sorted({layer - 1 if layer > 0 else depth + layer for layer in items}))
-
-
-# ---------------------------------------------------------------------------- extreme scales
-
-
-@jax.jit
-def _extent(x: Array) -> tuple[Array, Array]:
-    """The largest entry in absolute value, and the smallest nonzero row maximum."""
-    rows = jnp.max(jnp.abs(x), axis=1)
-    return jnp.max(rows), jnp.min(jnp.where(rows > 0, rows, jnp.inf))
-
-
-_SAFE_EXTENT = 1e15  # float32 Gram entries up to n_0·1e30 < 3.4e38 and down to 1e-30 > 1.2e-38
-
-
-def _homogeneous_scales(
-    act: Activation, xs: Sequence[Array], sigma_w: float, depth: int
-) -> tuple[list[np.ndarray], list[Array]] | None:
-    r"""For a positively homogeneous σ with β = 0 in float32: warn when a depth makes
-    :math:`\Sigma^{(L)}(x, x)` underflow (or overflow), and, when an input is beyond
-    ``_SAFE_EXTENT`` (its Gram entries would overflow or underflow), the row norms and the
-    normalised inputs. With β = 0 every :math:`\Sigma^{(l)}` and :math:`\Theta^{(l)}` is
-    homogeneous of degree 1 in each argument and :math:`\dot\Sigma^{(l)}` of degree 0, so the
-    kernels are those of the unit inputs times :math:`\lVert x\rVert \lVert x'\rVert`.
-    """
-    if not all(_checks.is_concrete(x) for x in xs):
-        return None
-    extents = [tuple(float(v) for v in _extent(x)) for x in xs]
-    big = max(e[0] for e in extents) * sigma_w > _SAFE_EXTENT
-    small = min(e[1] for e in extents) * sigma_w < 1 / _SAFE_EXTENT
-    one = jnp.ones(())
-    gain = sigma_w**2 * float(act.expectation(one, one, one)[0])  # type: ignore[misc]
-    shrink = (depth - 1) * math.log2(gain) if gain > 0 else -math.inf
-    if not (big or small or abs(shrink) > 60):
-        return None
-    norms = [np.sqrt(np.sum(np.square(np.asarray(x, np.float64)), axis=1)) for x in xs]
-    positive = [n[n > 0] for n in norms]
-    if all(p.size for p in positive):  # the output's scale σ_w² |x| |x'| / n_0 · gain^(L−1)
-        a, b = positive[0], positive[-1]
-        unit = math.log2(sigma_w**2 / xs[0].shape[1]) + shrink
-        low = math.log2(a.min()) + math.log2(b.min()) + unit
-        high = math.log2(a.max()) + math.log2(b.max()) + unit
-        tiny, huge = math.log2(np.finfo(np.float32).tiny), math.log2(np.finfo(np.float32).max)
-        if low < tiny or high > huge:
-            reach = low if low < tiny else high
-            name = "depth" if abs(shrink) > 60 else "x1"
-            warnings.warn(
-                f"{name}: in float32, the kernels of {act.name!r} reach 2^{reach:.0f} "
-                f"at depth {depth} (σ_w² E[σ(z)²] = {gain:.3g} per layer, β = 0), beyond the "
-                "float32 range, so kernels underflow to 0 or overflow; compute in float64",
-                UserWarning,
-                stacklevel=4,
-            )
-    if not (big or small):
-        return None
-    unit = [
-        x / jnp.asarray(np.where(n > 0, n, 1.0)[:, None], x.dtype)
-        for x, n in zip(xs, norms, strict=True)
-    ]
-    return norms, unit
 
 
 def _rescale(

@@ -380,7 +380,7 @@ def spectrum(
     eigs: Sequence[float] | np.ndarray,
     *,
     label: str | None = None,
-    normalise: bool = False,
+    relative: bool = False,
     color: str | None = None,
 ) -> Axes:
     r"""Eigenvalues λ_1 ≥ λ_2 ≥ … against their rank i on a log y-axis.
@@ -392,7 +392,7 @@ def spectrum(
         ax: axes to draw on, or ``None`` for a new figure.
         eigs: eigenvalues (any order), 1-D, finite.
         label: legend label.
-        normalise: divide by the largest eigenvalue (plot λ_i / λ_1).
+        relative: divide by the largest eigenvalue (plot λ_i / λ_1).
         color: line colour (default: next in the palette).
 
     Returns:
@@ -404,7 +404,7 @@ def spectrum(
     lam = np.sort(lam)[::-1]
     if lam[0] <= 0:
         raise ValueError("eigs: need at least one eigenvalue > 0 for a log scale")
-    if normalise:
+    if relative:
         lam = lam / lam[0]
     rank = np.arange(1, lam.size + 1)
     keep = lam > 0
@@ -416,7 +416,7 @@ def spectrum(
         ax.plot(rank[keep], lam[keep], ".-", color=color, label=label)
         ax.set_yscale("log")
         ax.set_xlabel("rank $i$")
-        ax.set_ylabel(r"$\lambda_i / \lambda_1$" if normalise else r"$\lambda_i$")
+        ax.set_ylabel(r"$\lambda_i / \lambda_1$" if relative else r"$\lambda_i$")
         if label is not None:
             ax.legend()
     return ax

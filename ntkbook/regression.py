@@ -146,6 +146,8 @@ def _solve(
     coeff = g(lam)[:, :, None] * (v.T @ flat(y - f0_x))[None]  # (T, N', k'): diag(g) Vᵀ r
     train = f0_x[None] + unflat(jnp.einsum("ij,tjk->tik", kxx @ v, coeff))
     test = None
+    if theta_zx is None and f0_z is not None:
+        raise ValueError("f0_z: given without theta_zx (there are no test outputs to start from)")
     if theta_zx is not None:
         kzx, kz_full = _flatten_full("theta_zx", theta_zx, square=False)
         if kz_full != k_full or kzx.shape[1] != kxx.shape[0]:

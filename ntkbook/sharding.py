@@ -254,6 +254,7 @@ def _limits(
             f"x2: diagonal=True pairs rows of x1 and x2, so both need N rows; got "
             f"{a.shape[0]} and {b.shape[0]}"
         )
+    options = limits.rule_options(a, b, depth=depth, options=options)  # one rule for all rows
     frozen = _freeze({**options, "depth": depth})
     fn = getattr(limits, kernel)
     diag = None
@@ -295,6 +296,7 @@ def kernels(
     block_size: int | None = None,
     dtype: object = None,
     layers: Sequence[int] | None = None,
+    max_variance: float | None = None,
     mesh: MeshLike = "all",
 ) -> limits.Kernels:
     r""":func:`ntkbook.limits.kernels` with the rows of ``x1`` split over the devices of ``mesh``.
@@ -306,8 +308,10 @@ def kernels(
         x1: inputs (N1, n_0), finite; N1 a multiple of the number of devices D.
         x2: inputs (N2, n_0); default ``x1``.
         depth: L ≥ 1.
-        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype, layers: as
-            in :func:`ntkbook.limits.kernels`; each must be hashable (lists are made tuples).
+        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype, layers,
+            max_variance: as in :func:`ntkbook.limits.kernels`; each must be hashable (lists
+            are made tuples). Without ``max_variance``, every device uses the rule the
+            single-device call would choose from the whole input.
         mesh: a :class:`jax.sharding.Mesh` (rows are split over all its axes), or ``"all"``:
             :func:`device_mesh` over every device.
 
@@ -320,7 +324,7 @@ def kernels(
     """
     options = _limit_options(
         activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
-        layers=None if layers is None else tuple(layers),
+        layers=None if layers is None else tuple(layers), max_variance=max_variance,
     )  # fmt: skip
     return _limits("kernels", x1, x2, depth=depth, mesh=mesh, options=options)
 
@@ -338,6 +342,7 @@ def nngp(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
     mesh: MeshLike = "all",
 ) -> Array:
     """Σ^(L) (:func:`ntkbook.limits.nngp`), the rows of ``x1`` split over ``mesh``.
@@ -345,7 +350,8 @@ def nngp(
     Arguments and errors as in :func:`kernels`.
     """
     options = _limit_options(
-        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal
+        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
+        max_variance=max_variance,
     )
     return _limits("nngp", x1, x2, depth=depth, mesh=mesh, options=options)
 
@@ -363,6 +369,7 @@ def ntk(
     points: int | None = None,
     block_size: int | None = None,
     dtype: object = None,
+    max_variance: float | None = None,
     mesh: MeshLike = "all",
 ) -> Array:
     r"""Θ∞^(L) (:func:`ntkbook.limits.ntk`), the rows of ``x1`` split over ``mesh``.
@@ -380,7 +387,8 @@ def ntk(
         1.0
     """
     options = _limit_options(
-        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal
+        activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
+        max_variance=max_variance,
     )
     return _limits("ntk", x1, x2, depth=depth, mesh=mesh, options=options)
 
@@ -742,6 +750,7 @@ def write_kernel(
         _per_device("block_size", rows, m, "rows")
     rows = min(rows, (n1 // d) * d)
     report = _progress(progress)
+    options = limits.rule_options(a, b, depth=depth, options=options)  # one rule for all rows
     frozen = _freeze({**options, "depth": depth})
     fn = getattr(limits, name)
     diag = None if b is not None else np.asarray(fn(x1=a, depth=depth, diagonal=True, **options))

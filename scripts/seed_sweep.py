@@ -11,6 +11,10 @@ Usage::
     python scripts/seed_sweep.py book/04_ntk_limit.md --seeds 100-109 \\
         --set "WIDTHS = (16, 64, 128, 256, 512)" --set "N_SEEDS = 16"
 
+With ``--jax-cache DIR`` the kernels share JAX's persistent compilation cache in DIR: a seed
+changes only the values of the keys, not the compiled programs, so every run after the first
+skips compilation (most of a chapter's CPU time at these sizes).
+
 Prints one JSON object: ``{"chapter", "seeds", "overrides", "passed", "runs": [...]}``.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -59,14 +64,27 @@ def rewrite(nb: nbformat.NotebookNode, seed: int, overrides: list[str]) -> nbfor
     return nb
 
 
-def run(nb: nbformat.NotebookNode, timeout: int) -> dict[str, object]:
+def glued(nb: nbformat.NotebookNode, names: list[str]) -> dict[str, str]:
+    """The text of the values glued (myst_nb.glue) under ``names`` in an executed notebook."""
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name in names:  # myst_nb records the value under a papermill mime type
+                data = out.get("data", {})
+                found[name] = next((v for k, v in data.items() if k.endswith("text/plain")), "")
+    return found
+
+
+def run(nb: nbformat.NotebookNode, timeout: int, names: list[str]) -> dict[str, object]:
     start = time.perf_counter()
     try:
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3").execute()
     except nbclient.exceptions.CellExecutionError as err:
         last = [ln for ln in str(err).splitlines() if ln.strip()][-1]
-        return {"ok": False, "error": last[:300], "seconds": round(time.perf_counter() - start)}
-    return {"ok": True, "seconds": round(time.perf_counter() - start)}
+        return {"ok": False, "error": last[:300], "seconds": round(time.perf_counter() - start),
+                "glue": glued(nb, names)}
+    return {"ok": True, "seconds": round(time.perf_counter() - start), "glue": glued(nb, names)}
 
 
 def main(argv: list[str]) -> int:
@@ -75,11 +93,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="100-109")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--glue", default="",
+                        help="comma-separated glue keys to report per seed (the asserts' margins)")
+    parser.add_argument("--jax-cache", default=None,
+                        help="directory of a persistent JAX compilation cache shared by the runs")
     args = parser.parse_args(argv)
+    if args.jax_cache:  # read by JAX in each kernel at start-up (kernels inherit the environment)
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = args.jax_cache
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     nb = jupytext.read(args.chapter, fmt="md:myst")
     runs = []
     for seed in seed_list(args.seeds):
-        result = {"seed": seed, **run(rewrite(nb, seed, args.overrides), args.timeout)}
+        names = [g for g in args.glue.split(",") if g]
+        result = {"seed": seed, **run(rewrite(nb, seed, args.overrides), args.timeout, names)}
         print(json.dumps(result), file=sys.stderr, flush=True)
         runs.append(result)
     print(json.dumps({"chapter": args.chapter, "seeds": args.seeds, "overrides": args.overrides,

@@ -78,6 +78,54 @@ if _TIMES_PATH:
             json.dump(_TIMES, f, indent=1)
 
 
+# Scheduling under ``pytest -n 2 --dist loadfile`` (``make unit``): a file runs whole in one
+# worker, and xdist hands out files in collection order. The files that cost most go first, so
+# they start at once on different workers and the cheap ones fill in behind them, instead of a
+# long file starting last and running alone. Sizes (CPU s, one process) are in CONTRIBUTING.md.
+# (`--dist loadgroup` could split one big file over both workers, but with these pins it does
+# nothing: xdist 3.8 tags a grouped test by setting `item._nodeid`, which pytest 9.2 no longer
+# reads, so every test is scheduled alone. `--dist loadscope` splits a file by its test classes.)
+HEAVY_FIRST = (  # CPU s of each file alone (quiet-ish 2-core machine, before issue 21's cuts)
+    "tests/test_limits.py",  # ≈ 500 in CI (helper "exact" cuts it)
+    "tests/test_gaussian.py",  # new, split from test_limits
+    "tests/test_training.py",  # 34
+    "tests/test_sharding.py",  # 33 → 24 (its 4-device child: 27 → 18)
+    "tests/test_empirical.py",  # 29
+    "tests/test_montecarlo.py",  # 21
+    "tests/experiments/test_depth_width.py",  # 20
+    "tests/test_regression.py",  # 19
+    "tests/test_activations.py",  # 18
+    "tests/test_plotting.py",  # 11
+    "tests/test_data.py",  # 11
+    "tests/experiments/test_lazy_training.py",  # 10
+    "tests/test_package.py",  # 10
+    "tests/experiments/test_lemma1.py",  # 10
+)
+
+
+# Every test has pyproject's 60 s limit (a hang fails instead of stalling CI), unless it or its
+# module sets its own (@pytest.mark.timeout). Files listed here get a longer default until their
+# tests are cut to a few CPU s each: test_limits had tests of 20–70 CPU s (issue 21, helper
+# "exact"); beside two chapters, at nice 5, a test gets about a quarter of a core.
+FILE_TIMEOUT_S = {"tests/test_limits.py": 300}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Items of the HEAVY_FIRST files first (in that order), the rest in collection order;
+    the FILE_TIMEOUT_S defaults on the items of those files that set no limit of their own."""
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    for item in items:
+        budget = FILE_TIMEOUT_S.get(item.nodeid.split("::", 1)[0])
+        if budget is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(budget))
+
+    def key(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(rank))
+
+    items.sort(key=key)  # stable: the order within a file and among the rest is kept
+
+
 def _stable_name(val: object) -> str | None:
     """A name for a callable or an activation that does not contain a memory address."""
     import functools  # noqa: PLC0415 (stdlib, local to this hook)

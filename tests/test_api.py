@@ -5,32 +5,20 @@ function forwards ``**options``; the documented exception is the model function 
 (``networks.apply``/``forward``/``affine``/``check_params``: ``(net, params, x)``).
 """
 
+import importlib
 import inspect
+import pkgutil
 
 import pytest
 
-from ntkbook import (
-    activations,
-    costs,
-    data,
-    empirical,
-    experiments,
-    gaussian,
-    limits,
-    montecarlo,
-    networks,
-    regression,
-    sharding,
-    spectra,
-    stats,
-    training,
-)
+import ntkbook
 
+# every public module, found rather than listed, so that a new module is checked too
 MODULES = [
-    activations, costs, data, empirical, gaussian, limits, montecarlo, networks, regression,
-    sharding, spectra, stats, training,
-    *(getattr(experiments, name) for name in experiments.__all__),
-]  # fmt: skip
+    importlib.import_module(m.name)
+    for m in pkgutil.walk_packages(ntkbook.__path__, "ntkbook.")
+    if not any(part.startswith("_") for part in m.name.split("."))
+]
 KEYWORD_ONLY = {"key", "params0", "net", "params", "fn"}
 MODEL_FUNCTIONS = {("ntkbook.networks", n) for n in ("apply", "forward", "affine", "check_params")}
 # where the model is the subject and the only argument, it comes first: the function an ensemble
@@ -69,9 +57,13 @@ def test_public_signature_follows_the_convention(module, name, fn):
 def test_the_check_sees_the_functions_it_is_about():
     # the rule above must not pass vacuously: the finite-network functions are in the sweep
     seen = {(m, n) for m, n, _ in (p.values for p in _public_functions())}
-    for want in [("ntkbook.networks", "init"), ("ntkbook.empirical", "ntk"),
-                 ("ntkbook.training", "train"), ("ntkbook.sharding", "train_ensemble"),
-                 ("ntkbook.experiments.lemma1", "lemma1_norms")]:
+    for want in [
+        ("ntkbook.networks", "init"),
+        ("ntkbook.empirical", "ntk"),
+        ("ntkbook.training", "train"),
+        ("ntkbook.sharding", "train_ensemble"),
+        ("ntkbook.experiments.lemma1", "lemma1_norms"),
+    ]:
         assert want in seen
 
 

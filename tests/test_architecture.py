@@ -20,9 +20,8 @@ import pytest
 PACKAGE = "ntkbook"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_LINES = 800
-# Over MAX_LINES today (issue 21 splits them); strict xfail: the test turns red the moment this
-# set is wrong in either direction (one is fixed, or a new offender appears).
-KNOWN_LONG = frozenset({"ntkbook/limits.py"})
+# Over MAX_LINES today: none (limits.py was split by issue 21/22).
+KNOWN_LONG: frozenset[str] = frozenset()
 SHARDING = f"{PACKAGE}.sharding"
 EXPERIMENTS = f"{PACKAGE}.experiments"
 
@@ -179,11 +178,6 @@ def test_imports_only_downward() -> None:
     assert not upward, upward
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 21: limits.py (802 lines) is still over 800 (helper exact splits it)",
-)
 def test_modules_at_most_800_lines() -> None:
     lengths = {
         str(p.relative_to(ROOT.parent)): len(p.read_text(encoding="utf-8").splitlines())

@@ -90,7 +90,7 @@ def test_missing_sklearn_names_the_data_extra():
         import jax
         import ntkbook
         try:
-            ntkbook.data.digits(jax.random.key(0), n_train=10, n_test=10)
+            ntkbook.data.digits(key=jax.random.key(0), n_train=10, n_test=10)
         except ImportError as err:
             print(err)
     """)

@@ -7,6 +7,7 @@ and runs ``pytest --nbval-lax --nbval-current-env`` on it in a subprocess, exact
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -83,3 +84,9 @@ def test_execute_chapters_names_the_failing_chapter_and_cell(tmp_path: Path) -> 
     assert result.returncode == 1, out
     assert f"FAILED {bad}: code cell 2 (line 19): AssertionError: arithmetic is broken" in out, out
     assert "1 passed, 1 failed" in out, out
+    # every chapter's time and result, in the JSON summary next to the cache
+    times = json.loads((tmp_path / "cache" / "execute_times.json").read_text())
+    assert {name: row["passed"] for name, row in times["chapters"].items()} == {
+        "bad": False, "good": True,
+    }, times  # fmt: skip
+    assert all(row["wall_s"] > 0 and row["cpu_s"] >= 0 for row in times["chapters"].values())

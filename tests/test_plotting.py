@@ -136,7 +136,7 @@ def test_spectrum_sorts_and_drops_nonpositive():
     np.testing.assert_array_equal(line.get_ydata(), [4.0, 1.0, 1e-3])
     assert _legend_texts(ax) == ["Θ (1 ≤ 0 not shown)"]
     assert ax.get_yscale() == "log"
-    ax = plotting.spectrum(None, [2.0, 1.0], normalise=True)
+    ax = plotting.spectrum(None, [2.0, 1.0], relative=True)
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), [1.0, 0.5])
 
 

@@ -208,6 +208,7 @@ def test_bad_inputs_name_the_argument():
     _bad(lambda: gf(txx, y, t=1.0, theta_zx=tzx[:, :-1]), "theta_zx")
     _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx), "f0_z")
     _bad(lambda: gf(txx, y, f0x, t=1.0, theta_zx=tzx, f0_z=f0z[:-1]), "f0_z")
+    _bad(lambda: gf(txx, y, f0x, t=1.0, f0_z=f0z), "f0_z")  # a test start without test kernel
     _bad(lambda: regression.gradient_descent(txx, y, t=1.5, lr=1.0), "t")
     singular = _psd(15, N, 2)
     _bad(lambda: regression.gp_posterior(singular, k_zx=tzx, k_zz=kzz, y=y), "k_xx")

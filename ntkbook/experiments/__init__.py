@@ -7,7 +7,8 @@
   sizes, Taylor terms (chapter 8);
 - :mod:`ntkbook.experiments.catapult` — large learning rates: lazy, catapult, divergent
   (chapter 10);
-- :mod:`ntkbook.experiments.mup` — μP / mean-field training (chapter 10);
+- :mod:`ntkbook.experiments.mup` — μP / mean-field training: its output scale, and the units
+  whose preactivation changed sign (chapters 10–11);
 - :mod:`ntkbook.experiments.depth_width` — the depth-to-width law of the NTK's fluctuations
   (chapter 10).
 

@@ -7,7 +7,8 @@ r"""The quantities of the proofs of Theorem 2 and Lemma 1, measured on a finite 
   :math:`\tilde a^{(k)}, \tilde w^{(k)}` of Lemma 1's Grönwall argument;
 - :func:`ntk_recursion`: :math:`\Theta^{(l+1)}` from :math:`\Theta^{(l)}` by the (corrected)
   recursion of Lemma 1's proof, to compare with the autodiff sub-network NTK
-  :func:`ntkbook.empirical.subnetwork_ntk` (``traced=False``).
+  :func:`ntkbook.empirical.subnetwork_ntk` (``traced=False``);
+- :func:`subnetwork_op_norm`: the operator norm of that kernel without forming it.
 
 All of them are written for the NTK parametrisation and built from :mod:`ntkbook.networks`,
 :mod:`ntkbook.empirical` and :mod:`ntkbook.training`.
@@ -344,3 +345,71 @@ def _ntk_recursion(net: MLP, params: Params, x: Array, theta: Array, layer: int)
     k = s**2 * jnp.matmul(a, a.T, precision=_HIGHEST) + net.beta**2
     eye = jnp.eye(net.widths[layer + 1], dtype=theta.dtype)
     return first + k[:, :, None, None] * eye[None, None]
+
+
+def subnetwork_op_norm(
+    x: Array, *, net: MLP, params: Params, layer: int, block: int = 8, iters: int = 40
+) -> Array:
+    r"""Operator norm of the untraced sub-network NTK :math:`\Theta^{(l)}` on
+    :math:`L^2(p^{in}; \mathbb R^{n_l})` (notes §5.3, §6), without forming the kernel.
+
+    .. math::
+
+        \|\Theta^{(l)}\|_{op} = \lambda_{max}\Big(\tfrac1N J J^\top\Big),
+        \qquad J = \partial\tilde\alpha^{(l)}(X) / \partial\theta_{<l}
+        \in \mathbb R^{N n_l \times P_l},
+
+    the same number as :func:`ntkbook.empirical.kernel_op_norm` of
+    :func:`~ntkbook.empirical.subnetwork_ntk` (``traced=False``), by subspace iteration with
+    ``block`` vectors on :math:`v \mapsto J(J^\top v)/N` (one VJP and one JVP per vector and
+    iteration) and a final Rayleigh–Ritz step. The result is a *lower bound* on the norm
+    (a Rayleigh quotient of a positive semi-definite operator), exact up to rounding once
+    the iteration has converged; memory is O(block · (N n_l + P_l)), not the
+    :math:`N^2 n_l^2` of the kernel. The start block is fixed, so the result is deterministic.
+
+    Args:
+        x: the inputs of p_in, (N, n_0).
+        net: the architecture (NTK parametrisation).
+        params: its parameters (those of layers ≥ l are not used).
+        layer: l with 1 ≤ l ≤ L (l = L: the NTK of the outputs).
+        block: number of vectors iterated together (≥ 1).
+        iters: subspace iterations (≥ 1).
+
+    Returns:
+        a scalar, :math:`\|\Theta^{(l)}\|_{op}` (a lower bound, tight when converged).
+
+    Raises:
+        ValueError: naming ``net``, ``params``, ``x``, ``layer``, ``block`` or ``iters``.
+    """
+    net = _ntk_param_net(net, params)
+    layer = _checks.positive_int("layer", layer)
+    if layer > net.depth:
+        raise ValueError(f"layer: must be in 1 … L = {net.depth}, got {layer}")
+    block = _checks.positive_int("block", block)
+    iters = _checks.positive_int("iters", iters)
+    x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params[0].W.dtype)
+    return _subnetwork_op_norm(net, params, x, layer, block, iters)
+
+
+@partial(jax.jit, static_argnames=("net", "layer", "block", "iters"))
+def _subnetwork_op_norm(
+    net: MLP, params: Params, x: Array, layer: int, block: int, iters: int
+) -> Array:
+    n = x.shape[0]
+    below, above = tuple(params[:layer]), tuple(params[layer:])
+
+    def pre(sub: tuple) -> Array:  # α̃^(l)(X) as a function of the parameters below layer l
+        return forward(net, sub + above, x).pre[layer - 1].reshape(-1)
+
+    _, jvp = jax.linearize(pre, below)
+    vjp = jax.linear_transpose(jvp, below)
+
+    def gram(v: Array) -> Array:  # v ↦ J Jᵀ v / N, for one vector v of length N n_l
+        return jvp(*vjp(v)) / n
+
+    size = n * net.widths[layer]
+    v = jax.random.normal(jax.random.key(0), (size, block), dtype=x.dtype)
+    apply = jax.vmap(gram, in_axes=1, out_axes=1)
+    v = jax.lax.fori_loop(0, iters, lambda _, q: training._orthonormalise(apply(q)),
+                          training._orthonormalise(v))
+    return jnp.linalg.eigvalsh(v.T @ apply(v))[-1]

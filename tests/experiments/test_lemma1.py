@@ -181,3 +181,40 @@ def test_ntk_recursion_errors(setup):
         lemma1.ntk_recursion(
             x, theta, net=std, params=networks.init(std, key=jax.random.key(0)), layer=1
         )
+
+
+# ------------------------------------------------------------------ subnetwork_op_norm
+
+
+def test_subnetwork_op_norm_matches_the_formed_kernel(setup):
+    # Reference: λ_max of the formed (N n_l × N n_l) Gram matrix over N (empirical.kernel_op_norm).
+    # Here N n_l ≤ 60: subspace iteration with an 8-vector block converges geometrically at rate
+    # λ_9/λ_1 per iteration, and after 40 the Ritz value is exact to float64 rounding (measured
+    # 2e-15 relative); 1e-10 leaves room for rounding and fails on an unconverged or wrong norm.
+    # A hidden layer (l = 2, the chapter's) before and after training, and the outputs (l = L).
+    net, params, x = setup
+    moved = _moved(net, params, x)
+    for p, ell in ((params, 2), (moved, 2), (moved, 3)):
+        theta = empirical.subnetwork_ntk(x, net=net, params=p, layer=ell, traced=False)
+        want = float(empirical.kernel_op_norm(theta))
+        got = float(lemma1.subnetwork_op_norm(x, net=net, params=p, layer=ell))
+        assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_subnetwork_op_norm_is_a_lower_bound_before_convergence(setup):
+    # One iteration from the fixed start: a Rayleigh quotient of a PSD operator is ≤ λ_max.
+    net, params, x = setup
+    theta = empirical.subnetwork_ntk(x, net=net, params=params, layer=2, traced=False)
+    want = float(empirical.kernel_op_norm(theta))
+    got = float(lemma1.subnetwork_op_norm(x, net=net, params=params, layer=2, block=1, iters=1))
+    assert 0 < got <= want * (1 + 1e-12)
+
+
+def test_subnetwork_op_norm_errors(setup):
+    net, params, x = setup
+    for kwargs, name in (({"layer": 0}, "layer"), ({"layer": 4}, "layer"),
+                         ({"layer": 1, "block": 0}, "block"), ({"layer": 1, "iters": 0}, "iters")):
+        with pytest.raises(ValueError, match=name):
+            lemma1.subnetwork_op_norm(x, net=net, params=params, **kwargs)
+    with pytest.raises(ValueError, match="x"):
+        lemma1.subnetwork_op_norm(x[:, :2], net=net, params=params, layer=1)
