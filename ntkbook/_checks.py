@@ -132,7 +132,14 @@ def inputs(name: str, x: object, *, n_features: int | None = None) -> jax.Array:
     float16 and bfloat16 are refused rather than silently promoted: the kernels' arc-cosines
     and series have no accuracy left at 3 decimal digits.
     """
-    raw = x if hasattr(x, "dtype") else np.asarray(x)
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name}: expected a 2-D array (N, n_0), got {type(x).__name__}")
+    try:
+        raw = x if hasattr(x, "dtype") else np.asarray(x)
+    except ValueError:  # a ragged nested sequence
+        raise ValueError(f"{name}: expected a 2-D array (N, n_0); rows of unequal length") from None
+    if raw.dtype == object:
+        raise TypeError(f"{name}: expected a numeric 2-D array (N, n_0), got objects {x!r:.60}")
     kind = jnp.dtype(raw.dtype)
     if jnp.issubdtype(kind, jnp.complexfloating):
         raise ValueError(f"{name}: complex inputs are not supported, got dtype {kind}")
@@ -235,3 +242,22 @@ def psd_eigh(
             f"largest {top:.3g}); t = inf needs an invertible kernel: pass reg > 0"
         )
     return jnp.clip(lam, 0.0, None), v
+
+
+def gram_range(xs: Sequence[jax.Array], sigma_w: float | None, dtype: DTypeLike) -> None:
+    """Raise ``ValueError`` naming ``x1`` (or ``x2``) if σ_w² ‖x‖² of a concrete input row
+    overflows ``dtype`` (float32 inputs of norm ~1e19 and more): the Gram matrix would be inf
+    and the kernels NaN. Computed in float64 on the host."""
+    if sigma_w is None:
+        return
+    top = float(np.finfo(np.dtype(dtype)).max) / 16  # headroom for the layer recursion
+    for name, x in zip(("x1", "x2"), xs, strict=False):
+        if not is_concrete(x) or x.size == 0:
+            continue
+        reach = sigma_w**2 * float(np.max(np.sum(np.square(np.asarray(x, np.float64)), axis=1)))
+        if reach > top:
+            raise ValueError(
+                f"{name}: σ_w² ‖x‖² reaches {reach:.2g}, beyond the {np.dtype(dtype).name} range "
+                f"({top * 16:.2g}), so the kernels would be NaN; compute in float64 "
+                "(dtype=jnp.float64) or rescale the inputs"
+            )

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from . import piecewise
 
 Array = jax.Array
 ArrayFn = Callable[[Array], Array]
@@ -68,7 +71,13 @@ def _elementwise_grad(fn: ArrayFn) -> ArrayFn:
     return sigma_dot
 
 
-def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False) -> Activation:
+def from_function(
+    fn: ArrayFn,
+    *,
+    name: str | None = None,
+    kinked: bool = False,
+    kinks: Sequence[float] | None = None,
+) -> Activation:
     r"""Wrap a JAX function σ as an :class:`Activation`, with :math:`\dot\sigma` from ``jax.grad``.
 
     Args:
@@ -76,6 +85,16 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
         name: a name for plots and messages (default: ``fn.__name__``).
         kinked: set True if :math:`\dot\sigma` jumps at 0 (selects the kink-aware quadrature of
             :mod:`ntkbook.limits`).
+        kinks: the points where σ̇ jumps, if σ is continuous and *linear between them*
+            (relu6, hard_tanh, a clipped or shifted ReLU, …): σ is then fitted as
+            c + a z + Σ_k s_k relu(z − t_k) and gets the exact closed form of
+            :mod:`ntkbook.piecewise` (error ≈ 1e-15 instead of the 1e-3 of a quadrature across
+            a kink away from 0). ``kinks=(0.0,)`` for a σ that is not piecewise linear means
+            ``kinked=True``.
+
+    Raises:
+        ValueError: naming ``kinks`` if they are not finite numbers, or if σ is not linear
+            between them and a kink lies away from 0 (no rule is exact for that).
 
     Returns:
         The activation (cached: the same ``fn`` gives the same object, so ``jit`` does not
@@ -89,15 +108,81 @@ def from_function(fn: ArrayFn, *, name: str | None = None, kinked: bool = False)
     """
     if not callable(fn):
         raise ValueError(f"activation: expected a name or a callable, got {fn!r}")
+    if isinstance(fn, np.ufunc):
+        raise TypeError(
+            f"activation: {fn.__name__!r} is a NumPy ufunc, which JAX cannot trace; pass its "
+            f"jax.numpy counterpart (jnp.{fn.__name__})"
+        )
+    points = None if kinks is None else _kinks(kinks)
     try:
-        return _from_function_cached(fn, name, kinked)
+        return _from_function_cached(fn, name, kinked, points)
     except TypeError:  # an unhashable callable: build it afresh (jit then retraces per call)
-        return _build(fn, name, kinked)
+        return _build(fn, name, kinked, points)
 
 
-def _build(fn: ArrayFn, name: str | None, kinked: bool) -> Activation:
-    label = name or getattr(fn, "__name__", "custom")
-    return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
+def _kinks(kinks: object) -> tuple[float, ...]:
+    """``kinks`` as a sorted tuple of distinct finite floats, or ``ValueError`` naming it."""
+    try:
+        points = tuple(sorted({float(t) for t in kinks}))  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"kinks: expected a sequence of numbers, got {kinks!r}") from None
+    if not all(math.isfinite(t) for t in points):
+        raise ValueError(f"kinks: must be finite, got {kinks!r}")
+    return points
+
+
+def _build(
+    fn: ArrayFn, name: str | None, kinked: bool, kinks: tuple[float, ...] | None = None
+) -> Activation:
+    label = str(name or getattr(fn, "__name__", "custom"))
+    _check_elementwise(fn, label)
+    if kinks is None:
+        return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
+    pieces = piecewise.fit(fn, kinks)
+    if pieces is not None:
+        return _piecewise_activation(label, fn, pieces)
+    if any(t != 0.0 for t in kinks):
+        raise ValueError(
+            f"kinks: {label!r} is not linear between the kinks {kinks}; exact expectations "
+            "are available for piecewise-linear σ (any kinks) or for a kink at 0 only"
+        )
+    return Activation(label, fn, _elementwise_grad(fn), kinked=True)
+
+
+_PROBE = (0.3, -1.7, 2.2, -0.4, 1.1, -2.9, 0.0)  # unsorted, so that a sort is caught too
+
+
+def _check_elementwise(fn: ArrayFn, label: str) -> None:
+    """Raise naming ``activation`` unless ``fn`` traces under JAX, keeps shapes and acts entry by
+    entry (``fn(z)`` equals ``vmap(fn)(z)`` on a probe)."""
+    z = jnp.asarray(_PROBE, jnp.float32)
+    try:
+        shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((2, 3), jnp.float32)).shape
+        with jax.ensure_compile_time_eval():
+            whole, single = np.asarray(fn(z)), np.asarray(jax.vmap(fn)(z))
+    except Exception as err:  # any failure of a user's function, re-raised with the name
+        raise TypeError(
+            f"activation: {label!r} cannot be traced by JAX as a function of one array "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    if shape != (2, 3) or whole.shape != z.shape or not np.allclose(
+        whole, single, rtol=1e-5, atol=1e-6, equal_nan=True
+    ):
+        raise ValueError(
+            f"activation: {label!r} is not elementwise (σ(z)_i must depend on z_i alone, and "
+            "keep the shape of z)"
+        )
+
+
+def _piecewise_activation(name: str, fn: ArrayFn, pieces: piecewise.Pieces) -> Activation:
+    """A piecewise-linear σ with the exact expectations of :func:`ntkbook.piecewise.expectation`."""
+    return Activation(
+        name,
+        fn,
+        functools.partial(piecewise.sigma_dot, pieces),
+        kinked=bool(pieces.kinks),
+        expectation=functools.partial(piecewise.expectation, pieces),
+    )
 
 
 _from_function_cached = functools.lru_cache(maxsize=256)(_build)
@@ -171,22 +256,36 @@ def angle(rho: Array) -> tuple[Array, Array]:
     arithmetic),
     and arccos would turn a few ulps into an angle of √ulps (3e-4 in float32).
 
-    The forward pass has no guards (it is the inner loop of the ReLU kernels); the derivatives
-    come from a custom JVP,
+    The forward pass has one guard (a double ``where`` at the snap, so that second-order
+    autodiff, which differentiates this primal too, never sees √0); the derivatives come from a
+    custom JVP,
 
     .. math:: \frac{dθ}{dρ} = -\frac{1}{\sin θ}, \qquad \frac{d \sin θ}{dρ} = -\frac{ρ}{\sin θ},
 
     set to 0 where sin θ = 0 (ρ = ±1, i.e. x = ±x′), so gradients stay finite there.
+
+    What the ReLU-type kernels then return at x = ±x′ (θ = 0 or π): their values are the
+    limits; Σ is C² there (its singular part is θ³ or (π − θ)³), and its first and second
+    derivatives are exact. :math:`\dot\Sigma \propto π − θ` has a cone-shaped kink in x − x′,
+    so Θ is only Lipschitz there: its first derivative is the symmetric subgradient (the mean
+    of the one-sided slopes, which a central difference measures), and its second derivative,
+    singular in truth, is returned finite with the singular :math:`d^2θ/dρ^2` term dropped.
+    No NaN under any composition of ``jvp``/``vjp`` (``grad``, ``jacfwd``, ``jacrev``,
+    ``hessian``).
     """
     a = jnp.abs(rho)
     gap = 1.0 - a
-    root = jnp.sqrt(jnp.where(gap <= _SNAP_ULPS * jnp.finfo(rho.dtype).eps, 0.0, gap))
+    snap = gap <= _SNAP_ULPS * jnp.finfo(rho.dtype).eps
+    # double where: under jacfwd ∘ jacrev JAX differentiates this primal too, and √0 has an
+    # infinite derivative (0 · inf = NaN); the inner where keeps √ away from 0
+    root = jnp.where(snap, 0.0, jnp.sqrt(jnp.where(snap, 1.0, gap)))
     sin = root * jnp.sqrt(1.0 + a)
+    coefficients: tuple[float, ...]
     if jnp.finfo(rho.dtype).bits <= 32:
         x, coefficients = a, _AS_4_4_46
     else:
         x, coefficients = 2.0 * a - 1.0, _ARCCOS_64
-    poly = 0.0
+    poly: Array | float = 0.0
     for c in coefficients[::-1]:
         poly = poly * x + c
     acos = root * poly
@@ -256,7 +355,7 @@ def arcsin(z: Array) -> Array:
     """
     a = jnp.abs(z)
     s = safe_sqrt((1.0 - z) * (1.0 + z))
-    j = sum((a > _SIN_MID[i]).astype(a.dtype) for i in range(4))
+    j = functools.reduce(operator.add, [(a > m).astype(a.dtype) for m in _SIN_MID])
     tan_c = _tan_table(j)
     x = (a - (1.0 + s) * tan_c) / (1.0 + s + a * tan_c)
     return jnp.where(z < 0, -2.0, 2.0) * (j * (jnp.pi / 16) + _atan_small(x))
@@ -371,6 +470,16 @@ _REGISTRY: dict[str, Activation] = {
     "sin": Activation("sin", jnp.sin, jnp.cos, expectation=_sin_expectation),
     "square": Activation("square", jnp.square, lambda z: 2.0 * z, expectation=_square_expectation),
     "gelu_tanh": from_function(jax.nn.gelu, name="gelu_tanh"),
+    "relu6": _piecewise_activation(
+        "relu6", jax.nn.relu6, piecewise.Pieces(0.0, 0.0, (0.0, 6.0), (1.0, -1.0))
+    ),
+    "hard_tanh": _piecewise_activation(
+        "hard_tanh", jax.nn.hard_tanh, piecewise.Pieces(-1.0, 0.0, (-1.0, 1.0), (1.0, -1.0))
+    ),
+    "hard_sigmoid": _piecewise_activation(
+        "hard_sigmoid", jax.nn.hard_sigmoid,
+        piecewise.Pieces(0.0, 0.0, (-3.0, 3.0), (1.0 / 6.0, -1.0 / 6.0)),
+    ),  # fmt: skip
 }
 _ALIASES = {"linear": "identity", "none": "identity", "x2": "square"}
 
@@ -382,12 +491,15 @@ def get(activation: str | ArrayFn | Activation) -> Activation:
 
     Known names: ``relu``, ``erf``, ``identity`` (alias ``linear``), ``abs``, ``tanh``,
     ``softplus``, ``gelu`` (exact, with Φ), ``gelu_tanh`` (the tanh approximation, the default of
-    ``jax.nn.gelu``), ``sin``, ``square``; use :func:`leaky_relu` for leaky ReLU.
+    ``jax.nn.gelu``), ``sin``, ``square``, and the piecewise-linear ``relu6``, ``hard_tanh``,
+    ``hard_sigmoid`` (exact closed forms of :mod:`ntkbook.piecewise`, kinks declared); use
+    :func:`leaky_relu` for leaky ReLU.
 
     A callable is first matched *by identity* against well-known JAX functions
     (:func:`recognise`): ``jax.nn.relu``, ``jnp.abs``, ``jnp.tanh``, ``jax.scipy.special.erf``,
     ``jax.nn.softplus``, ``jax.nn.gelu`` (either form, also as a ``functools.partial``),
-    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity`` and ``jax.nn.leaky_relu`` (any
+    ``jnp.sin``, ``jnp.square``, ``jax.nn.identity``, ``jax.nn.relu6``, ``jax.nn.hard_tanh``,
+    ``jax.nn.hard_sigmoid`` and ``jax.nn.leaky_relu`` (any
     ``negative_slope``), so that they get their closed form and their kink flag. Any other
     callable becomes :func:`from_function` (:math:`\dot\sigma` by autodiff,
     ``kinked=False``); the automatic
@@ -425,6 +537,9 @@ def _known_functions() -> tuple[tuple[object, str], ...]:
         (jnp.sin, "sin"),
         (jnp.square, "square"),
         (jax.nn.identity, "identity"),
+        (jax.nn.relu6, "relu6"),
+        (jax.nn.hard_tanh, "hard_tanh"),
+        (jax.nn.hard_sigmoid, "hard_sigmoid"),
     ]
     return tuple(pairs)
 

@@ -469,6 +469,8 @@ def _compute(
             "all accuracy); compute in float32 or float64 and cast the result"
         )
     xs = [x for x in (x1, x2) if x is not None]
+    if not (act.homogeneous and beta_v == 0.0):  # (that case is rescaled exactly below)
+        _checks.gram_range(xs, sigma_w_v, dt)
     found = None
     if method != "closed" and max_variance is None:
         found = data_bound(act, xs, cfg_depth, sigma_w_v, beta_v)

@@ -399,8 +399,15 @@ def data_bound(
         return 0.0
     ks = sigma_w**2 * np.quantile(sq, np.linspace(0.0, 1.0, min(65, sq.size))) + beta**2
     worst = float(ks.max())
-    for _ in range(depth - 2):
-        ks = _next_variances(act, ks, sigma_w, beta)
+    for layer in range(2, depth):
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is what we look for
+            ks = _next_variances(act, ks, sigma_w, beta)
+        if not np.all(np.isfinite(ks)) or float(ks.max()) > np.finfo(np.float64).max / 16:
+            raise ValueError(
+                f"depth: Σ^({layer})(x, x) of {act.name!r} overflows float64 (the variances "
+                f"grow without bound with depth; L = {depth}): use fewer layers, smaller "
+                "inputs or sigma_w"
+            )
         worst = max(worst, float(ks.max()))
     return worst
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import integrate, special, stats
 
 from ntkbook import activations, limits
 from ntkbook.activations import angle, correlation, from_function, get, leaky_relu, safe_sqrt
@@ -180,3 +181,121 @@ def test_square_closed_form_matches_monte_carlo():
     # Var(u²v²) ≤ E[u⁴v⁴] ≈ 25 at ρ = 0.6: standard error ≈ 5/√4e5 ≈ 0.008; 5 SE
     assert abs(float(mc - e_ss)) < 0.04
     assert abs(float(jnp.mean(4 * u * v)) - float(e_dd)) < 0.04
+
+
+# ---------------------------------------------------------------- declared kinks (issue 22)
+
+
+def _piecewise_reference(act, k11, k12, k22):
+    """E[σ(u)σ(v)], E[σ̇(u)σ̇(v)] for a piecewise-linear σ, independently of Φ₂: the outer
+    integral over u = d1 x by adaptive quadrature split at the kinks (smooth on each piece),
+    the inner E[σ(v) | u] in closed form (v | u is N(μ, τ²); E[relu(μ + τZ − t)] =
+    τ φ(z) + (μ − t) Q(z), z = (t − μ)/τ). scipy's quad reaches ~1e-14 here."""
+    from scipy import integrate, special, stats
+
+    p = act.expectation.args[0]
+    d1, d2 = math.sqrt(k11), math.sqrt(k22)
+    r = k12 / (d1 * d2)
+    tau = d2 * math.sqrt(1 - r * r)
+
+    def inner(x, dot):
+        mu = r * d2 * x
+        out = p.a if dot else p.c + p.a * mu
+        for t, s in zip(p.kinks, p.jumps, strict=True):
+            z = (t - mu) / tau
+            tail = special.ndtr(-z)
+            out += s * (tail if dot else tau * stats.norm.pdf(z) + (mu - t) * tail)
+        return out
+
+    def outer(x, dot):
+        z = jnp.asarray(d1 * x)
+        f = act.sigma_dot(z) if dot else act.sigma(z)
+        return stats.norm.pdf(x) * float(f) * inner(x, dot)
+
+    edges = [-40.0, *sorted(t / d1 for t in p.kinks), 40.0]
+    return [
+        sum(
+            integrate.quad(outer, a, b, args=(dot,), epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        )
+        for dot in (False, True)
+    ]
+
+
+CLIP = activations.from_function(lambda z: jnp.clip(z, -0.5, 2.0), name="clip", kinks=(2.0, -0.5))
+
+
+@pytest.mark.parametrize("name", ["relu6", "hard_tanh", "hard_sigmoid", "clip"])
+@pytest.mark.parametrize(
+    "k", [(1.0, 0.3, 2.0), (30.0, -20.0, 25.0), (0.2, 0.19, 0.2), (4.0, -3.99, 4.0)]
+)
+def test_declared_kinks_give_exact_expectations(name, k):
+    # the issue's target for declared kinks is 1e-10 relative (the polar rule was 3e-3 off);
+    # the reference is accurate to ~1e-14, Φ₂ (Genz) to ~1e-15
+    act = CLIP if name == "clip" else get(name)
+    assert act.expectation is not None and act.kinked
+    got = act.expectation(*(jnp.asarray(v) for v in k))
+    want = _piecewise_reference(act, *k)
+    for g, w in zip(got, want, strict=True):
+        assert abs(float(g) - w) <= 1e-10 * max(abs(w), 1e-3), (float(g), w)
+
+
+def test_declared_kinks_at_correlation_plus_minus_one_and_zero_variance():
+    # ρ = ±1 exactly (x = ±x′): u = ±v, so E[σ(u)σ(±u)] is 1-D: adaptive quadrature over
+    # u = 3x ~ N(0, 9), split at the kinks x = 0 and ±2
+    act = get("relu6")
+    k = 9.0
+    for sign in (1.0, -1.0):
+        got = act.expectation(jnp.asarray(k), jnp.asarray(sign * k), jnp.asarray(k))
+        for g, f in zip(got, (act.sigma, act.sigma_dot), strict=True):
+            want = sum(
+                integrate.quad(
+                    lambda x, f=f, c=sign: stats.norm.pdf(x) * float(f(3.0 * x) * f(3.0 * c * x)),
+                    a, b, epsabs=1e-15,
+                )[0]
+                for a, b in [(-40, -2), (-2, 0), (0, 2), (2, 40)]
+            )  # fmt: skip
+            assert abs(float(g) - want) < 1e-12, (sign, float(g), want)
+    # k11 = 0: u ≡ 0, so E[σ(0)σ(v)] = σ(0) E[σ(v)] — for hard_tanh σ(0) = 0, σ̇(0) = 1
+    ht = get("hard_tanh")
+    ss, dd = ht.expectation(jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(2.0))
+    assert abs(float(ss)) < 1e-15
+    assert float(dd) == pytest.approx(2 * special.ndtr(1 / math.sqrt(2.0)) - 1, rel=1e-14)
+
+
+def test_declared_kinks_in_the_kernels_and_recognised_functions():
+    assert activations.recognise(jax.nn.relu6) is get("relu6")
+    assert activations.recognise(jax.nn.hard_tanh) is get("hard_tanh")
+    x = jnp.asarray([[2.0, -1.0, 0.5], [0.3, 3.0, -2.0]])
+    # depth 2: Σ^(2) = σ_w² E[σσ] at Σ^(1) + β², the latter computed here by hand
+    sw, beta = 1.5, 0.2
+    k1 = sw**2 * (x @ x.T) / 3 + beta**2
+    want = sw**2 * CLIP.expectation(k1[0, 0], k1[0, 1], k1[1, 1])[0] + beta**2
+    got = limits.nngp(x, depth=2, activation=CLIP, beta=beta, sigma_w=sw)
+    assert float(got[0, 1]) == pytest.approx(float(want), rel=1e-14)
+    ref = _piecewise_reference(CLIP, float(k1[0, 0]), float(k1[0, 1]), float(k1[1, 1]))[0]
+    assert float(got[0, 1]) == pytest.approx(sw**2 * ref + beta**2, rel=1e-10)
+
+
+def test_declared_kinks_are_validated():
+    with pytest.raises(ValueError, match="^kinks: .*not linear"):
+        from_function(jnp.tanh, kinks=(1.0,))
+    with pytest.raises(ValueError, match="^kinks"):
+        from_function(jax.nn.relu, kinks=("a",))
+    with pytest.raises(ValueError, match="^kinks"):
+        from_function(jax.nn.relu, kinks=(math.inf,))
+    elu = from_function(jax.nn.elu, kinks=(0.0,))  # kinked at 0, not piecewise linear
+    assert elu.kinked and elu.expectation is None
+    shifted = from_function(lambda z: jax.nn.relu(z - 1.0), kinks=[1.0])
+    assert shifted.expectation.args[0].kinks == (1.0,)
+
+
+def test_non_elementwise_and_numpy_activations_raise_naming_activation():
+    with pytest.raises(TypeError, match="^activation: .*NumPy ufunc"):
+        get(np.tanh)
+    with pytest.raises(ValueError, match="^activation: .*not elementwise"):
+        get(lambda z: z - jnp.mean(z))
+    with pytest.raises((TypeError, ValueError), match="^activation: "):
+        get(jnp.sort)  # fails on a scalar under vmap: TypeError naming activation
+    with pytest.raises(TypeError, match="^activation"):
+        get(lambda z: np.tanh(np.asarray(z)))  # not traceable
