@@ -750,7 +750,9 @@ def write_kernel(
         _per_device("block_size", rows, m, "rows")
     rows = min(rows, (n1 // d) * d)
     report = _progress(progress)
-    options = limits.rule_options(a, b, depth=depth, options=options)  # one rule for all rows
+    # one rule for all rows: the one an eager call on the whole (a, b) would choose
+    b_arr = None if b is None else jnp.asarray(b)
+    options = limits.rule_options(jnp.asarray(a), b_arr, depth=depth, options=options)
     frozen = _freeze({**options, "depth": depth})
     fn = getattr(limits, name)
     diag = None if b is not None else np.asarray(fn(x1=a, depth=depth, diagonal=True, **options))
