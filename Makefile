@@ -44,8 +44,11 @@ book: $(STAMP)
 	@echo "$(SOURCES_HASH)" > _build/.sources-hash
 	@echo "The book is at file://$(CURDIR)/$(HTML)/index.html"
 
+# Lint: ruff's rules, ruff's formatting, and mypy over the package (0 errors; [tool.mypy] config).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy ntkbook
 
 # Two workers (CI has two cores); a file runs whole in one worker, so its module fixtures
 # (the 4-device sharding child, the browser-check site) are built once; tests/conftest.py hands
