@@ -78,6 +78,7 @@ def run_workload(name: str, *, n_points: int | None, repeats: int) -> dict:
         batch_size = None if structured or batch is None else min(batch, n)
         m_points = n if structured else n_autodiff
         xm = x[:m_points]
+
         def call(m: str = method, b: int | None = batch_size, a: jax.Array = xm) -> jax.Array:
             return empirical.ntk(a, net=net, params=params, method=m, block_size=b)
 
@@ -112,9 +113,11 @@ def main() -> dict:
         "workloads": {
             name: run_workload(name, n_points=32 if args.quick else None, repeats=args.repeats)
             for name in ("mlp512", "mlp512_3hidden")
-        } | {
-            "fc2048": run_workload("fc2048", n_points=4 if args.quick else None,
-                                   repeats=args.repeats),
+        }
+        | {
+            "fc2048": run_workload(
+                "fc2048", n_points=4 if args.quick else None, repeats=args.repeats
+            ),
         },
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

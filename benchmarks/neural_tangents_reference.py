@@ -73,5 +73,14 @@ def empirical() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps({"neural_tangents": nt.__version__, "jax": jax.__version__,
-                      "limits": limits(), "empirical": empirical()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "neural_tangents": nt.__version__,
+                "jax": jax.__version__,
+                "limits": limits(),
+                "empirical": empirical(),
+            },
+            indent=2,
+        )
+    )

@@ -51,8 +51,14 @@ def main() -> dict:
 
     def run(record_at, record_ntk=False):
         return training.train(
-            x, y, net=net, params=params, lr=LR, steps=STEPS, record_at=record_at,
-            record_ntk=record_ntk
+            x,
+            y,
+            net=net,
+            params=params,
+            lr=LR,
+            steps=STEPS,
+            record_at=record_at,
+            record_ntk=record_ntk,
         ).f_train
 
     # the compute floor of one step: the three (N × n) @ (n × n) products of the hidden layer
@@ -74,11 +80,17 @@ def main() -> dict:
     return {
         "benchmark": "training.train",
         "workload": {
-            "widths": list(net.widths), "n_points": N_POINTS, "steps": STEPS,
-            "dtype": "float32", "activation": "relu",
+            "widths": list(net.widths),
+            "n_points": N_POINTS,
+            "steps": STEPS,
+            "dtype": "float32",
+            "activation": "relu",
         },
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "backend": jax.default_backend()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "backend": jax.default_backend(),
+        },
         "baseline_one_jitted_grad_step_s": baseline_step,
         "baseline_steps_x_grad_step_s": baseline,
         "train_first_call_s_incl_compile": first_call,

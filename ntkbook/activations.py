@@ -138,7 +138,7 @@ def _build(
     _check_elementwise(fn, label)
     if kinks is None:
         return Activation(label, fn, _elementwise_grad(fn), kinked=kinked)
-    pieces = piecewise.fit(fn, kinks)
+    pieces = piecewise.fit(fn, kinks=kinks)
     if pieces is not None:
         return _piecewise_activation(label, fn, pieces)
     if any(t != 0.0 for t in kinks):
@@ -165,8 +165,10 @@ def _check_elementwise(fn: ArrayFn, label: str) -> None:
             f"activation: {label!r} cannot be traced by JAX as a function of one array "
             f"({type(err).__name__}: {err})"
         ) from err
-    if shape != (2, 3) or whole.shape != z.shape or not np.allclose(
-        whole, single, rtol=1e-5, atol=1e-6, equal_nan=True
+    if (
+        shape != (2, 3)
+        or whole.shape != z.shape
+        or not np.allclose(whole, single, rtol=1e-5, atol=1e-6, equal_nan=True)
     ):
         raise ValueError(
             f"activation: {label!r} is not elementwise (σ(z)_i must depend on z_i alone, and "
@@ -448,12 +450,19 @@ def _erf_dot(z: Array) -> Array:
 
 _REGISTRY: dict[str, Activation] = {
     "relu": Activation(
-        "relu", jax.nn.relu, _relu_dot, kinked=True, expectation=_relu_expectation,
+        "relu",
+        jax.nn.relu,
+        _relu_dot,
+        kinked=True,
+        expectation=_relu_expectation,
         homogeneous=True,
     ),  # fmt: skip
     "erf": Activation("erf", jax.scipy.special.erf, _erf_dot, expectation=_erf_expectation),
     "identity": Activation(
-        "identity", lambda z: z, jnp.ones_like, expectation=_identity_expectation,
+        "identity",
+        lambda z: z,
+        jnp.ones_like,
+        expectation=_identity_expectation,
         homogeneous=True,
     ),  # fmt: skip
     "abs": Activation(
@@ -477,7 +486,8 @@ _REGISTRY: dict[str, Activation] = {
         "hard_tanh", jax.nn.hard_tanh, piecewise.Pieces(-1.0, 0.0, (-1.0, 1.0), (1.0, -1.0))
     ),
     "hard_sigmoid": _piecewise_activation(
-        "hard_sigmoid", jax.nn.hard_sigmoid,
+        "hard_sigmoid",
+        jax.nn.hard_sigmoid,
         piecewise.Pieces(0.0, 0.0, (-3.0, 3.0), (1.0 / 6.0, -1.0 / 6.0)),
     ),  # fmt: skip
 }

@@ -199,8 +199,9 @@ def regression(
     x = jax.random.uniform(kx, (n, dim), dt, minval=-1.0, maxval=1.0)
     y_clean = jnp.asarray(target(x), dt)
     if y_clean.shape != (n, 1):
-        raise ValueError(f"target: must return shape ({n}, 1) for x of shape {x.shape}, "
-                         f"got {y_clean.shape}")
+        raise ValueError(
+            f"target: must return shape ({n}, 1) for x of shape {x.shape}, got {y_clean.shape}"
+        )
     y = y_clean + noise * jax.random.normal(ke, (n, 1), dt)
     return Dataset(x, y, y_clean)
 
@@ -306,6 +307,8 @@ def digits(
         jnp.asarray(labels[test]),
         10,
     )
+
+
 def single_index(
     n: int,
     *,

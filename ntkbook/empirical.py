@@ -156,6 +156,7 @@ def _jacobian_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool
 
 def _ntvp_block(fn: ModelFn, params: Any, x1: Array, x2: Array, traced: bool) -> Array:
     r"""Θ by NTK–vector products: Θ(x1, x′) e_{k′} = J(x1) [Jᵀ(x′) e_{k′}] for each x′ ∈ x2, k′."""
+
     def f1(p: Any) -> Array:
         return fn(p, x1)
 
@@ -253,7 +254,13 @@ def _structured_terms(net: MLP, f1: _Features, f2: _Features, traced: bool) -> A
 
 @partial(jax.jit, static_argnames=("net", "traced", "batch_size", "same"))
 def _structured_by_layer(
-    net: MLP, params: Params, x1: Array, x2: Array, *, traced: bool, batch_size: int | None,
+    net: MLP,
+    params: Params,
+    x1: Array,
+    x2: Array,
+    *,
+    traced: bool,
+    batch_size: int | None,
     same: bool,
 ) -> Array:
     """(N1, N2, L[, n_L, n_L]) per-layer contributions by the structured rule."""
@@ -359,8 +366,14 @@ def ntk(
         )
         return terms.sum(axis=2)
     return _ntk_generic(
-        _mlp_fn(net), params, x1, x2, method=method, traced=bool(traced),
-        batch_size=block_size, same=same,
+        _mlp_fn(net),
+        params,
+        x1,
+        x2,
+        method=method,
+        traced=bool(traced),
+        batch_size=block_size,
+        same=same,
     )
 
 
@@ -560,6 +573,8 @@ def kernel_op_norm(theta: Array) -> Array:
     n, _, k, _ = theta.shape
     gram = jnp.transpose(theta, (0, 2, 1, 3)).reshape(n * k, n * k)
     return jnp.linalg.eigvalsh(0.5 * (gram + gram.T))[-1] / n
+
+
 def kernel_target_alignment(theta: Array, y: Array) -> Array:
     r"""Kernel–target alignment (Cristianini et al. 2002) of a Gram matrix with the targets:
 
@@ -593,5 +608,3 @@ def kernel_target_alignment(theta: Array, y: Array) -> Array:
     v = y[:, 0]
     num = jnp.einsum("i,...ij,j->...", v, t, v)
     return num / (jnp.sqrt(jnp.sum(t * t, axis=(-2, -1))) * jnp.sum(v * v))
-
-

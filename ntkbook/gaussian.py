@@ -358,5 +358,3 @@ def _pair(
     if rule.method == "hermite":
         return _hermite(act, rule.points, m1.k, k12, m2.k)
     return _polar(act, rule, m1.k, k12, m2.k)
-
-

@@ -101,10 +101,9 @@ from .quadrature import (
     rule as choose_rule,
 )
 
-__all__ = [
-    "QUADRATURES", "Kernels", "expectation", "hermite_functions", "hermite_rule", "kernels",
-    "legendre_rule", "nngp", "ntk", "radial_rule", "standard_ntk",
-]  # gaussian's public names re-exported: limits.expectation etc. predate the split
+# gaussian's public names re-exported: limits.expectation etc. predate the split
+__all__ = ["QUADRATURES", "Kernels", "expectation", "hermite_functions", "hermite_rule", "kernels"]
+__all__ += ["legendre_rule", "nngp", "ntk", "radial_rule", "standard_ntk"]
 Array = jax.Array
 # Work per block (entries × quadrature nodes) that keeps temporaries to tens of MB.
 _BLOCK_BUDGET = 1 << 22
@@ -246,9 +245,7 @@ def _cross(
         rests.append(rest)
     if not keep:
         return prev[_LAST[str(which)]]
-    stacked = (
-        jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3)  # type: ignore[index]
-    )
+    stacked = (jnp.concatenate([first[f][None], *(r[f] for r in rests)]) for f in range(3))  # type: ignore[index]
     return _pick(Kernels(*stacked), which)
 
 

@@ -180,9 +180,7 @@ def relative_frobenius_error(estimate: Array, reference: Array) -> Array:
     return jnp.sqrt(jnp.sum(jnp.square(diff), axis=(-2, -1))) / norm
 
 
-def gaussian_samples(
-    cov: Array, *, key: Array, n_samples: int, jitter: float = 1e-10
-) -> Array:
+def gaussian_samples(cov: Array, *, key: Array, n_samples: int, jitter: float = 1e-10) -> Array:
     r"""Draws of a centred Gaussian vector with covariance K (e.g. a GP prior on a grid).
 
     .. math::
@@ -392,10 +390,10 @@ def identity_block_errors(theta: Array, reference: Array) -> BlockErrors:
     norm2 = jnp.sum(jnp.square(ref))
     if float(norm2) == 0.0:
         raise ValueError("reference: has zero norm")
-    block2 = jnp.sum(jnp.square(th), axis=(-4, -3))                  # ‖Θ_ii′‖²_F, (…, m, m)
-    diag = jnp.diagonal(th, axis1=-2, axis2=-1)                        # (…, N1, N2, m)
+    block2 = jnp.sum(jnp.square(th), axis=(-4, -3))  # ‖Θ_ii′‖²_F, (…, m, m)
+    diag = jnp.diagonal(th, axis1=-2, axis2=-1)  # (…, N1, N2, m)
     ref_b = jnp.broadcast_to(ref[..., None], diag.shape)
-    diag2 = jnp.sum(jnp.square(diag - ref_b), axis=(-3, -2))          # (…, m)
+    diag2 = jnp.sum(jnp.square(diag - ref_b), axis=(-3, -2))  # (…, m)
     off2 = jnp.sum(block2, axis=(-2, -1)) - jnp.sum(jnp.diagonal(block2, axis1=-2, axis2=-1), -1)
     return BlockErrors(
         jnp.sqrt(jnp.mean(diag2, axis=-1) / norm2),

@@ -94,7 +94,7 @@ def sigma_dot(p: Pieces, z: Array) -> Array:
     return out
 
 
-def fit(fn: Callable[[Array], Array], kinks: Sequence[float]) -> Pieces | None:
+def fit(fn: Callable[[Array], Array], *, kinks: Sequence[float]) -> Pieces | None:
     r"""The :class:`Pieces` of ``fn`` if it is continuous and linear between the ``kinks``,
     else ``None``.
 

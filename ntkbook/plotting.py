@@ -482,11 +482,25 @@ def network_schematic(
                 for yi in y_in:
                     ax.plot([j, j + 1], [yi, yo], "-", color=colour, lw=0.9, alpha=0.7, zorder=1)
                 ax.plot([j + 0.35, j + 1], [y_bias, yo], ":", color=colour, lw=0.9, zorder=1)
-            ax.scatter([j + 0.35], [y_bias], s=260, marker="s", facecolor="white",
-                       edgecolor=colour, zorder=3)
+            ax.scatter(
+                [j + 0.35],
+                [y_bias],
+                s=260,
+                marker="s",
+                facecolor="white",
+                edgecolor=colour,
+                zorder=3,
+            )
             ax.text(j + 0.35, y_bias, "1", ha="center", va="center", fontsize=10, zorder=4)
-            ax.text(j + 0.5, top + 0.15, rf"$W^{{({j})}},\ b^{{({j})}}$", ha="center",
-                    va="bottom", color=colour, fontsize=12)
+            ax.text(
+                j + 0.5,
+                top + 0.15,
+                rf"$W^{{({j})}},\ b^{{({j})}}$",
+                ha="center",
+                va="bottom",
+                color=colour,
+                fontsize=12,
+            )
         for j, n in enumerate(counts):
             face = "0.85" if j == 0 else ("white" if j < depth else "#FCE5C0")
             ax.scatter(np.full(n, j), ys(n), s=420, facecolor=face, edgecolor="black", zorder=2)
@@ -501,8 +515,9 @@ def network_schematic(
             Line2D([], [], color=theta_tilde, label=r"$\tilde\theta$ (all but the last layer)"),
             Line2D([], [], color=last, label=rf"last layer $W^{{({L1})}},\ b^{{({L1})}}$"),
         ]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2,
-                  frameon=False)
+        ax.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False
+        )
         ax.set_xlim(-0.5, depth + 0.5)
         ax.set_ylim(-top - 1.7, top + 0.8)
         ax.set_aspect("auto")
@@ -567,11 +582,17 @@ def histogram_vs_gaussian(
         # A step outline with a gap at each empty bin: on the log axis an empty bin would
         # otherwise be drawn as two walls down to the axis floor.
         heights = np.where(density > 0, density, np.nan)
-        ax.plot(np.repeat(edges, 2)[1:-1], np.repeat(heights, 2), "-", lw=1.8, color=color,
-                label=label)
+        ax.plot(
+            np.repeat(edges, 2)[1:-1], np.repeat(heights, 2), "-", lw=1.8, color=color, label=label
+        )
         grid = np.linspace(z.min(), z.max(), 200)
-        ax.plot(grid, np.exp(-(grid**2) / (2 * v)) / np.sqrt(2 * np.pi * v), "--", color="0.2",
-                label=_once(ax, rf"$\mathcal{{N}}(0, {v:.3g})$"))
+        ax.plot(
+            grid,
+            np.exp(-(grid**2) / (2 * v)) / np.sqrt(2 * np.pi * v),
+            "--",
+            color="0.2",
+            label=_once(ax, rf"$\mathcal{{N}}(0, {v:.3g})$"),
+        )
         ax.set_yscale("log")
         ax.set_xlabel("$f(x)$")
         ax.set_ylabel("density")
@@ -659,8 +680,9 @@ def curves_vs_angle(
     with style():
         colour: Any = color
         for s, row in enumerate(y):
-            (line,) = ax.plot(g, row, "-", color=colour, lw=1.0, alpha=alpha,
-                              label=label if s == 0 else None)
+            (line,) = ax.plot(
+                g, row, "-", color=colour, lw=1.0, alpha=alpha, label=label if s == 0 else None
+            )
             colour = line.get_color()
         if reference is not None:
             ref = _finite_array("reference", reference, (1,))

@@ -210,8 +210,15 @@ def _rule_values(act: Activation, rule: _Rule, pairs: tuple[np.ndarray, ...]) ->
     else:
         t, wt, r, wr = polar_nodes(rule.points, levels=rule.levels)
         theta = np.arccos(rho[:, :, 0])  # (pairs, 1)
-        start = np.concatenate([np.pi / 2 + 0 * theta, np.pi / 2 + theta,
-                                1.5 * np.pi + 0 * theta, 1.5 * np.pi + theta], -1)  # (pairs, 4)
+        start = np.concatenate(
+            [
+                np.pi / 2 + 0 * theta,
+                np.pi / 2 + theta,
+                1.5 * np.pi + 0 * theta,
+                1.5 * np.pi + theta,
+            ],
+            -1,
+        )  # (pairs, 4)
         length = np.concatenate([theta, np.pi - theta, theta, np.pi - theta], -1)
         phi = (start[..., None] + length[..., None] * t).reshape(k12.size, -1, 1)
         wphi = (length[..., None] * wt / (2 * np.pi)).reshape(k12.size, -1, 1)
@@ -303,7 +310,11 @@ def _check_points(
 
 @functools.lru_cache(maxsize=256)
 def choose(
-    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype,
+    act: Activation,
+    method: str,
+    points: int | None,
+    bound: float,
+    dtype: jnp.dtype,
     probe: float | None = None,
 ) -> tuple[_Rule, tuple[str, ...]]:
     """The rule for every variance in [0, ``bound``] and the warnings it calls for (cached; the
@@ -325,8 +336,10 @@ def choose(
         if terms is not None:
             return _Rule("mehler", *terms), ()
         if method == "mehler":
-            notes.append(f"points: the Mehler series of {act.name!r} needs more than "
-                         f"{_MEHLER_MAX} terms at variance {bound:.3g}; using {_MEHLER_MAX}")
+            notes.append(
+                f"points: the Mehler series of {act.name!r} needs more than "
+                f"{_MEHLER_MAX} terms at variance {bound:.3g}; using {_MEHLER_MAX}"
+            )
             return _Rule("mehler", _MEHLER_MAX, _MEHLER_MAX), tuple(notes)
     if method == "hermite":
         n = 20
@@ -349,7 +362,11 @@ def choose(
 
 
 def rule(
-    act: Activation, method: str, points: int | None, bound: float, dtype: jnp.dtype,
+    act: Activation,
+    method: str,
+    points: int | None,
+    bound: float,
+    dtype: jnp.dtype,
     probe: float | None = None,
 ) -> _Rule:
     """:func:`choose`, issuing its warnings."""
@@ -417,8 +434,9 @@ def bounds(declared: object, found: float | None) -> tuple[float, float]:
     from ``max_variance`` (``declared``) if given, else from the data (``found``, padded 1 %),
     at least ``DEFAULT_VARIANCE``."""
     if declared is not None:
-        if isinstance(declared, bool) or not isinstance(declared, (int, float, np.integer,
-                                                                    np.floating)):
+        if isinstance(declared, bool) or not isinstance(
+            declared, (int, float, np.integer, np.floating)
+        ):
             raise TypeError(
                 f"max_variance: expected a Python number (static under jit), got {declared!r}"
             )

@@ -274,7 +274,7 @@ def _limits(
 def _limit_options(
     activation: ActivationLike, beta: float, sigma_w: float, quadrature: str,
     points: int | None, block_size: int | None, dtype: object, **more: object,
-) -> dict[str, object]:
+) -> dict[str, object]:  # fmt: skip
     """The options of :func:`ntkbook.limits.kernels`, as one dict to freeze for jit."""
     return dict(
         activation=activation, beta=beta, sigma_w=sigma_w, quadrature=quadrature,
@@ -352,7 +352,7 @@ def nngp(
     options = _limit_options(
         activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
         max_variance=max_variance,
-    )
+    )  # fmt: skip
     return _limits("nngp", x1, x2, depth=depth, mesh=mesh, options=options)
 
 
@@ -389,7 +389,7 @@ def ntk(
     options = _limit_options(
         activation, beta, sigma_w, quadrature, points, block_size, dtype, diagonal=diagonal,
         max_variance=max_variance,
-    )
+    )  # fmt: skip
     return _limits("ntk", x1, x2, depth=depth, mesh=mesh, options=options)
 
 

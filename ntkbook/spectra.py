@@ -19,8 +19,6 @@ from .limits import kernels
 Array = jax.Array
 
 
-
-
 class Rank(NamedTuple):
     """The numerical rank of a symmetric positive semi-definite matrix, with its spectral gap.
 
@@ -213,7 +211,9 @@ def zonal_spectrum(
 
 
 _DECAY_LAWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "power": np.log, "geometric": lambda k: k, "stretched": np.sqrt,
+    "power": np.log,
+    "geometric": lambda k: k,
+    "stretched": np.sqrt,
 }
 
 

@@ -206,12 +206,14 @@ def fit_rate(widths: ArrayLike, errors: ArrayLike, *, confidence: float = 0.95) 
     u, logs = _rate_inputs(widths, errors)
     a, s, se, dof = _welch_slope(u, logs)
     q = float(_sps.t.ppf(0.5 + level / 2, dof)) if np.isfinite(dof) else 0.0
-    return RateFit(float(s), float(a), float(s - q * se), float(s + q * se), level,
-                   float(se), float(dof))
+    return RateFit(
+        float(s), float(a), float(s - q * se), float(s + q * se), level, float(se), float(dof)
+    )
 
 
-def local_slopes(widths: Sequence[float], errors: Array, *, confidence: float = 0.95
-                 ) -> LocalSlopes:
+def local_slopes(
+    widths: Sequence[float], errors: Array, *, confidence: float = 0.95
+) -> LocalSlopes:
     r"""Slopes between adjacent widths, each with its own t interval (Welch).
 
     .. math::
@@ -255,8 +257,14 @@ def local_slopes(widths: Sequence[float], errors: Array, *, confidence: float = 
     return LocalSlopes(slope, slope - q * se, slope + q * se, se, dof, level)
 
 
-def prefactor_trend(widths: Sequence[float], errors: Array, *, rate: float, n_widest: int = 3,
-                    confidence: float = 0.95) -> RateFit:
+def prefactor_trend(
+    widths: Sequence[float],
+    errors: Array,
+    *,
+    rate: float,
+    n_widest: int = 3,
+    confidence: float = 0.95,
+) -> RateFit:
     r"""Slope of the prefactor :math:`n^{-\text{rate}} e` against log n over the widest widths.
 
     .. math::
@@ -343,12 +351,26 @@ def average(fits: Sequence[RateFit]) -> RateFit:
     dof = float(var.sum() ** 2 / den) if den > 0 else float("inf")
     level = levels.pop()
     q = float(_sps.t.ppf(0.5 + level / 2, dof)) if np.isfinite(dof) else 0.0
-    return RateFit(slope, float(np.mean([f.intercept for f in fits])), slope - q * se,
-                   slope + q * se, level, se, dof)
+    return RateFit(
+        slope,
+        float(np.mean([f.intercept for f in fits])),
+        slope - q * se,
+        slope + q * se,
+        level,
+        se,
+        dof,
+    )
 
 
-def tost(estimate: float, se: float, dof: float, *, margin: float, target: float = 0.0,
-         alpha: float = 0.05) -> Equivalence:
+def tost(
+    estimate: float,
+    se: float,
+    dof: float,
+    *,
+    margin: float,
+    target: float = 0.0,
+    alpha: float = 0.05,
+) -> Equivalence:
     r"""Two one-sided t tests: is the estimate within ``margin`` of ``target``?
 
     .. math::
@@ -389,8 +411,16 @@ def tost(estimate: float, se: float, dof: float, *, margin: float, target: float
     lo = (estimate - (target - margin)) / se
     hi = ((target + margin) - estimate) / se
     p = float(max(_sps.t.sf(lo, dof), _sps.t.sf(hi, dof)))
-    return Equivalence(float(estimate), float(se), float(dof), float(target), float(margin),
-                       float(alpha), p, p < alpha)
+    return Equivalence(
+        float(estimate),
+        float(se),
+        float(dof),
+        float(target),
+        float(margin),
+        float(alpha),
+        p,
+        p < alpha,
+    )
 
 
 def mean_sem(samples: Array, *, axis: int = 0) -> MeanSem:

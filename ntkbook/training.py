@@ -377,9 +377,19 @@ def train(
     ks = jnp.asarray(rec)
     chunks = jnp.asarray(np.diff(np.asarray(rec), prepend=0))
     p, buf = _run(
-        params, x, y, x_test, jnp.asarray(lr, dtype), jnp.asarray(alpha, dtype), chunks,
-        net=net, cost=_cost(cost), linearised=bool(linearised), record_ntk=bool(record_ntk),
-        normalise=bool(normalise), trainable=_trainable(trainable, net.depth),
+        params,
+        x,
+        y,
+        x_test,
+        jnp.asarray(lr, dtype),
+        jnp.asarray(alpha, dtype),
+        chunks,
+        net=net,
+        cost=_cost(cost),
+        linearised=bool(linearised),
+        record_ntk=bool(record_ntk),
+        normalise=bool(normalise),
+        trainable=_trainable(trainable, net.depth),
     )
     return Trajectory(
         steps=ks,
@@ -462,5 +472,7 @@ def _freeze(params: Params, trainable: tuple[bool, ...] | None) -> Params:
     pass below the lowest trainable layer."""
     if trainable is None:
         return params
-    return tuple(layer if on else jax.lax.stop_gradient(layer)
-                 for layer, on in zip(params, trainable, strict=True))
+    return tuple(
+        layer if on else jax.lax.stop_gradient(layer)
+        for layer, on in zip(params, trainable, strict=True)
+    )

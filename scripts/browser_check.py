@@ -104,9 +104,18 @@ class Browser:
         # not sh: dash cannot redirect from an fd above 9).
         wire = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
         self.proc = subprocess.Popen(
-            ["/bin/bash", "-c", wire, binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
-             "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "/bin/bash",
+                "-c",
+                wire,
+                binary,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             pass_fds=(to_browser_r, from_browser_w),
         )
         os.close(to_browser_r)
@@ -146,8 +155,14 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def send(self, method: str, params: dict | None = None, *, session: str | None = None,
-             timeout: float = PAGE_TIMEOUT) -> dict:
+    def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        *,
+        session: str | None = None,
+        timeout: float = PAGE_TIMEOUT,
+    ) -> dict:
         """Send one command and return its result (events read meanwhile are kept)."""
         self._next_id += 1
         message = {"id": self._next_id, "method": method, "params": params or {}}
@@ -284,18 +299,31 @@ def load(browser: Browser, url: str, width: int) -> tuple[str, dict, list[dict]]
     console/network events of the tab)."""
     target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-        "sessionId"]
+        "sessionId"
+    ]
     for domain in ("Page", "Runtime", "Log", "Network"):
         browser.send(f"{domain}.enable", session=session)
-    browser.send("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600,
-    }, session=session)
+    browser.send(
+        "Emulation.setDeviceMetricsOverride",
+        {
+            "width": width,
+            "height": 900,
+            "deviceScaleFactor": 1,
+            "mobile": width < 600,
+        },
+        session=session,
+    )
     browser.send("Page.navigate", {"url": url}, session=session)
     browser.wait_event("Page.loadEventFired", session)
-    result = browser.send("Runtime.evaluate", {
-        "expression": f"{PAGE_JS}({json.dumps(RAW_MARKUP)})",
-        "awaitPromise": True, "returnByValue": True,
-    }, session=session)
+    result = browser.send(
+        "Runtime.evaluate",
+        {
+            "expression": f"{PAGE_JS}({json.dumps(RAW_MARKUP)})",
+            "awaitPromise": True,
+            "returnByValue": True,
+        },
+        session=session,
+    )
     if "exceptionDetails" in result:
         raise RuntimeError(f"{url}: the page check itself failed: {result['exceptionDetails']}")
     measured = result["result"]["value"]
@@ -318,9 +346,15 @@ def screenshot(browser: Browser, session: str, height: int, width: int, path: Pa
     for k in range(tiles):
         top = k * TILE_PX
         clip = {"x": 0, "y": top, "width": width, "height": min(TILE_PX, height - top), "scale": 1}
-        data = browser.send("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True, "clip": clip,
-        }, session=session)["data"]
+        data = browser.send(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": True,
+                "clip": clip,
+            },
+            session=session,
+        )["data"]
         target = path if tiles == 1 else path.with_name(f"{path.stem}-{k + 1}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(data))
@@ -335,9 +369,9 @@ def png_dpi(data: bytes) -> float | None:
     """Horizontal resolution (dots per inch) from a PNG's pHYs chunk, or None."""
     pos = 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"pHYs" and length == 9:
-            x, _, unit = struct.unpack(">IIB", data[pos + 8:pos + 17])
+            x, _, unit = struct.unpack(">IIB", data[pos + 8 : pos + 17])
             return x * 0.0254 if unit == 1 else None
         if kind == b"IDAT":
             return None
@@ -397,7 +431,8 @@ def check_images(name: str, images: list[dict], html: Path, base_url: str) -> li
                 f"{name}: figure text too small: {font:.3g} pt text drawn at {text_px:.1f} px "
                 f"< {MIN_TEXT_PX:g} px (figure {width_pt / 72:.1f} in wide shown at "
                 f"{img['rendered']:.0f} px, {100 * img['rendered'] / img['natural']:.0f} % of "
-                f"natural size) ({src})")
+                f"natural size) ({src})"
+            )
     return problems
 
 
@@ -425,19 +460,25 @@ def check_measured(name: str, m: dict, width: int) -> list[str]:
             problems.append(
                 f"{name} @{width}px: display equation {label} is {need:.0f} px wide (formula "
                 f"{d['formula']:.0f} + gap {d.get('gap', 0.0):.0f} + number {d['eqno']:.0f}) in a "
-                f"{d['block']} px column: {d['tex']}")
+                f"{d['block']} px column: {d['tex']}"
+            )
         elif width != DESKTOP and d["formula"] > d["block"] + 1 and not d["scrollable"]:
             problems.append(
                 f"{name} @{width}px: display equation {label} ({d['formula']:.0f} px) overflows "
-                f"its {d['block']} px column and cannot be scrolled: {d['tex']}")
+                f"its {d['block']} px column and cannot be scrolled: {d['tex']}"
+            )
     if m["pageWidth"] > width + 1:  # (a phone widens innerWidth to the content: use the window)
-        problems.append(f"{name} @{width}px: the page pans sideways ({m['pageWidth']} px wide in "
-                        f"a {width} px window)")
+        problems.append(
+            f"{name} @{width}px: the page pans sideways ({m['pageWidth']} px wide in "
+            f"a {width} px window)"
+        )
     if width == DESKTOP:
         for pre in m["pre"]:
             what = "code cell" if pre["input"] else "output"
-            problems.append(f"{name} @{width}px: {what} scrolls sideways by {pre['overflow']} px: "
-                            f"{pre['line']!r}")
+            problems.append(
+                f"{name} @{width}px: {what} scrolls sideways by {pre['overflow']} px: "
+                f"{pre['line']!r}"
+            )
     return problems
 
 
@@ -512,8 +553,9 @@ def check_links(name: str, page: Path, html: Path) -> list[str]:
             continue
         anchor = urllib.parse.unquote(parts.fragment)
         if anchor and target.suffix == ".html" and anchor not in _parsed(target).ids:
-            problems.append(f"{name}: broken link: {href} (no #{anchor} in "
-                            f"{target.relative_to(html)})")
+            problems.append(
+                f"{name}: broken link: {href} (no #{anchor} in {target.relative_to(html)})"
+            )
     return problems
 
 
@@ -540,16 +582,30 @@ def serve(html: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def find_chromium(given: str | None) -> str:
-    for candidate in (given, os.environ.get("CHROMIUM"), "chromium", "chromium-browser",
-                      "google-chrome"):
+    for candidate in (
+        given,
+        os.environ.get("CHROMIUM"),
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ):
         if candidate and shutil.which(candidate):
             return shutil.which(candidate) or candidate
-    raise SystemExit("browser_check: no Chromium found; install Debian's `chromium` package "
-                     "(`.ci/run` does) or pass --chromium PATH")
+    raise SystemExit(
+        "browser_check: no Chromium found; install Debian's `chromium` package "
+        "(`.ci/run` does) or pass --chromium PATH"
+    )
 
 
-def check_pages(browser: Browser, html: Path, base_url: str, pages: list[str], *,
-                screenshots: Path | None, widths: tuple[int, ...]) -> dict[str, list[str]]:
+def check_pages(
+    browser: Browser,
+    html: Path,
+    base_url: str,
+    pages: list[str],
+    *,
+    screenshots: Path | None,
+    widths: tuple[int, ...],
+) -> dict[str, list[str]]:
     """The problems of each of ``pages``, loaded one after another in ``browser``."""
     found: dict[str, list[str]] = {}
     for name in pages:
@@ -566,14 +622,26 @@ def check_pages(browser: Browser, html: Path, base_url: str, pages: list[str], *
                 problems += check_images(name, measured["images"], html, base_url)
                 problems += check_console(name, events, base_url)
                 if screenshots is not None:
-                    screenshot(browser, session, measured["height"], width,
-                               screenshots / f"{name.replace('/', '__')}.png")
+                    screenshot(
+                        browser,
+                        session,
+                        measured["height"],
+                        width,
+                        screenshots / f"{name.replace('/', '__')}.png",
+                    )
             close_tab(browser, measured)
     return found
 
 
-def run(html: Path, pages: list[str], *, chromium: str, screenshots: Path | None,
-        widths: tuple[int, ...] = (DESKTOP, PHONE), jobs: int = 2) -> list[str]:
+def run(
+    html: Path,
+    pages: list[str],
+    *,
+    chromium: str,
+    screenshots: Path | None,
+    widths: tuple[int, ...] = (DESKTOP, PHONE),
+    jobs: int = 2,
+) -> list[str]:
     """Check ``pages`` (paths relative to ``html`` without ``.html``); returns the problems, in
     the order of ``pages``.
 
@@ -589,8 +657,9 @@ def run(html: Path, pages: list[str], *, chromium: str, screenshots: Path | None
     def one_browser(share: list[str]) -> dict[str, list[str]]:
         browser = Browser(chromium)
         try:
-            return check_pages(browser, html, base_url, share, screenshots=screenshots,
-                               widths=widths)
+            return check_pages(
+                browser, html, base_url, share, screenshots=screenshots, widths=widths
+            )
         finally:
             browser.close()
 
@@ -608,24 +677,36 @@ def run(html: Path, pages: list[str], *, chromium: str, screenshots: Path | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"))
-    parser.add_argument("--page", action="append", default=[],
-                        help="a page to check, e.g. book/02_ntk (repeatable; default: the TOC)")
+    parser.add_argument(
+        "--page",
+        action="append",
+        default=[],
+        help="a page to check, e.g. book/02_ntk (repeatable; default: the TOC)",
+    )
     parser.add_argument("--screenshots", default=None, help="folder for 1280 px screenshots")
     parser.add_argument("--chromium", default=None, help="the Chromium binary")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="browsers side by side (default 2, one per CI core)")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="browsers side by side (default 2, one per CI core)"
+    )
     args = parser.parse_args(argv)
     html = Path(args.html)
     pages = [p.removesuffix(".html").removesuffix(".md") for p in args.page] or toc_files(
-        ROOT / "_toc.yml")
+        ROOT / "_toc.yml"
+    )
     start = time.monotonic()
-    problems = run(html, pages, chromium=find_chromium(args.chromium),
-                   screenshots=Path(args.screenshots) if args.screenshots else None,
-                   jobs=args.jobs)
+    problems = run(
+        html,
+        pages,
+        chromium=find_chromium(args.chromium),
+        screenshots=Path(args.screenshots) if args.screenshots else None,
+        jobs=args.jobs,
+    )
     for p in problems:
         print(f"browser_check: {p}")
-    print(f"browser_check: {len(pages)} page(s) checked at {DESKTOP} and {PHONE} px in "
-          f"{time.monotonic() - start:.1f} s, {len(problems)} problem(s)")
+    print(
+        f"browser_check: {len(pages)} page(s) checked at {DESKTOP} and {PHONE} px in "
+        f"{time.monotonic() - start:.1f} s, {len(problems)} problem(s)"
+    )
     return 1 if problems else 0
 
 

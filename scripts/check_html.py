@@ -44,7 +44,8 @@ def raw_markup(text: str) -> list[tuple[str, str]]:
 
 
 _TEXT_COMMANDS = re.compile(
-    r"\\(?:text|mathrm|textrm|textit|textbf|mbox|operatorname|mathit)\s*\{[^{}]*\}")
+    r"\\(?:text|mathrm|textrm|textit|textbf|mbox|operatorname|mathit)\s*\{[^{}]*\}"
+)
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}(?:[ ,]+[A-Za-z]{2,}){3,}")
 
 
@@ -76,8 +77,21 @@ def summarise(name: str, found: list[tuple[str, str]], *, examples: int = 3) -> 
 # Elements whose text is not ordinary prose: code, math (before or after MathJax), scripts.
 _SKIP_TAGS = {"pre", "code", "script", "style", "textarea", "kbd", "samp", "tt", "svg", "math"}
 _SKIP_CLASSES = {"math", "highlight", "MathJax", "headerlink", "cell_output", "output"}
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-         "track", "wbr"}
+_VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 class Page(HTMLParser):

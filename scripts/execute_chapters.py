@@ -73,8 +73,11 @@ def failing_cell(path: Path, traceback: str) -> str:
         return "an unknown cell"
     source = m.group(1).strip()
     text = path.read_text(encoding="utf-8")
-    cells = list(re.finditer(r"^```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)^```",
-                             text, flags=re.S | re.M))
+    cells = list(
+        re.finditer(
+            r"^```\{code-cell\}[^\n]*\n(?:---\n.*?\n---\n)?(.*?)^```", text, flags=re.S | re.M
+        )
+    )
     for number, cell in enumerate(cells, start=1):
         if cell.group(1).strip() == source:
             line = text.count("\n", 0, cell.start()) + 1
@@ -116,17 +119,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pages", nargs="*", help="notebook pages (default: the TOC's)")
     parser.add_argument("--cache", default=str(ROOT / "_build" / ".jupyter_cache"))
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="chapters at a time (default: one per core)")
-    parser.add_argument("--times", default=None,
-                        help="JSON summary of every chapter's wall and CPU seconds (default: "
-                             "_build/execute_times.json, or execute_times.json in a --cache "
-                             "given)")
-    parser.add_argument("--budget", type=float, default=120.0,
-                        help="wall seconds a chapter may take on CI (issue 21); a chapter over "
-                             "it is named at the end (a warning: wall time depends on the load)")
-    parser.add_argument("--jax-cache", default=None,
-                        help="JAX persistent compilation cache for the kernels (default: none)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="chapters at a time (default: one per core)",
+    )
+    parser.add_argument(
+        "--times",
+        default=None,
+        help="JSON summary of every chapter's wall and CPU seconds (default: "
+        "_build/execute_times.json, or execute_times.json in a --cache "
+        "given)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        help="wall seconds a chapter may take on CI (issue 21); a chapter over "
+        "it is named at the end (a warning: wall time depends on the load)",
+    )
+    parser.add_argument(
+        "--jax-cache",
+        default=None,
+        help="JAX persistent compilation cache for the kernels (default: none)",
+    )
     args = parser.parse_args(argv)
     if args.jax_cache:  # read by jax in each kernel (the kernels inherit this environment)
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(Path(args.jax_cache).resolve())
@@ -164,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         for status, uri, wall, cpu in pool.imap_unordered(execute_one, tasks, chunksize=1):
             name = Path(uri).stem
             times[name] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "passed": status == 0}
-            print(f"execute_chapters: {name}: {'passed' if status == 0 else 'FAILED'} in "
-                  f"{wall:.0f} s ({cpu:.0f} CPU s)", flush=True)
+            print(
+                f"execute_chapters: {name}: {'passed' if status == 0 else 'FAILED'} in "
+                f"{wall:.0f} s ({cpu:.0f} CPU s)",
+                flush=True,
+            )
             if status != 0:
                 failed.append(uri)
     total = time.monotonic() - start
@@ -180,16 +200,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nFAILED {name}: {failing_cell(path, traceback)}: {last_error(traceback)}")
         plain = re.sub(r"\x1b\[[0-9;]*m", "", traceback)
         start_at = plain.find("An error occurred while executing")
-        print(plain[start_at if start_at >= 0 else 0:][-3000:])
+        print(plain[start_at if start_at >= 0 else 0 :][-3000:])
     ran = {Path(r.uri).stem for r in records}
-    slow = sorted((float(row["wall_s"]), name) for name, row in times.items()
-                  if name in ran and float(row["wall_s"]) > args.budget)
+    slow = sorted(
+        (float(row["wall_s"]), name)
+        for name, row in times.items()
+        if name in ran and float(row["wall_s"]) > args.budget
+    )
     if slow:
-        print(f"execute_chapters: over the {args.budget:.0f} s budget: "
-              + ", ".join(f"{name} ({wall:.0f} s)" for wall, name in reversed(slow)))
+        print(
+            f"execute_chapters: over the {args.budget:.0f} s budget: "
+            + ", ".join(f"{name} ({wall:.0f} s)" for wall, name in reversed(slow))
+        )
     cached = [p for p in pages if str(p) not in failed]
-    print(f"execute_chapters: {len(cached)} passed, {len(failed)} failed "
-          f"({len(pages)} notebooks, {jobs} at a time, {total:.0f} s; times in {args.times})")
+    print(
+        f"execute_chapters: {len(cached)} passed, {len(failed)} failed "
+        f"({len(pages)} notebooks, {jobs} at a time, {total:.0f} s; times in {args.times})"
+    )
     return 1 if failed else 0
 
 

@@ -82,8 +82,12 @@ def run(nb: nbformat.NotebookNode, timeout: int, names: list[str]) -> dict[str, 
         nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3").execute()
     except nbclient.exceptions.CellExecutionError as err:
         last = [ln for ln in str(err).splitlines() if ln.strip()][-1]
-        return {"ok": False, "error": last[:300], "seconds": round(time.perf_counter() - start),
-                "glue": glued(nb, names)}
+        return {
+            "ok": False,
+            "error": last[:300],
+            "seconds": round(time.perf_counter() - start),
+            "glue": glued(nb, names),
+        }
     return {"ok": True, "seconds": round(time.perf_counter() - start), "glue": glued(nb, names)}
 
 
@@ -93,10 +97,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="100-109")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--timeout", type=int, default=900)
-    parser.add_argument("--glue", default="",
-                        help="comma-separated glue keys to report per seed (the asserts' margins)")
-    parser.add_argument("--jax-cache", default=None,
-                        help="directory of a persistent JAX compilation cache shared by the runs")
+    parser.add_argument(
+        "--glue",
+        default="",
+        help="comma-separated glue keys to report per seed (the asserts' margins)",
+    )
+    parser.add_argument(
+        "--jax-cache",
+        default=None,
+        help="directory of a persistent JAX compilation cache shared by the runs",
+    )
     args = parser.parse_args(argv)
     if args.jax_cache:  # read by JAX in each kernel at start-up (kernels inherit the environment)
         os.environ["JAX_COMPILATION_CACHE_DIR"] = args.jax_cache
@@ -109,8 +119,18 @@ def main(argv: list[str]) -> int:
         result = {"seed": seed, **run(rewrite(nb, seed, args.overrides), args.timeout, names)}
         print(json.dumps(result), file=sys.stderr, flush=True)
         runs.append(result)
-    print(json.dumps({"chapter": args.chapter, "seeds": args.seeds, "overrides": args.overrides,
-                      "passed": sum(r["ok"] for r in runs), "runs": runs}, indent=1))
+    print(
+        json.dumps(
+            {
+                "chapter": args.chapter,
+                "seeds": args.seeds,
+                "overrides": args.overrides,
+                "passed": sum(r["ok"] for r in runs),
+                "runs": runs,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -34,7 +34,7 @@ def _plain(latex: str) -> str:
 
 
 class AuthorYearLabels(BaseLabelStyle):
-    """"Last, year", "Last and Other, year", "Last et al., year" — as the in-text citations."""
+    """ "Last, year", "Last and Other, year", "Last et al., year" — as the in-text citations."""
 
     def format_labels(self, sorted_entries):
         for entry in sorted_entries:

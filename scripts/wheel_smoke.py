@@ -59,8 +59,10 @@ def main() -> None:
     assert bool(jnp.all(jnp.isfinite(theta)))
     print(f"empirical.ntk shape {theta.shape}")
 
-    for module, extra, missing in (("ntkbook.plotting", "plot", "matplotlib"),
-                                   ("ntkbook.data.digits", "data", "sklearn")):
+    for module, extra, missing in (
+        ("ntkbook.plotting", "plot", "matplotlib"),
+        ("ntkbook.data.digits", "data", "sklearn"),
+    ):
         if importlib.util.find_spec(missing) is not None:
             print(f"{missing} is installed: skipping the missing-{extra} check")
             continue

@@ -131,8 +131,12 @@ def main() -> None:
     errs = []
     for s in range(8):
         one = training.train(
-            x, y, net=net, params=networks.init(net, key=keys[s], dtype=jnp.float64), x_test=z,
-            **opts
+            x,
+            y,
+            net=net,
+            params=networks.init(net, key=keys[s], dtype=jnp.float64),
+            x_test=z,
+            **opts,
         )
         errs.append(rel(jax.tree.map(lambda a, s=s: a[s], traj), one))
     RESULT["train_ensemble"] = {"rel": max(errs), **layout(traj.f_train, 0)}
@@ -188,8 +192,9 @@ def main() -> None:
             lambda: sharding.write_kernel(np.zeros((3, 3)), x[:3], depth=2, mesh=mesh)
         ),
         "train_y_rows": error(
-            lambda: sharding.train_ensemble(x, y[:5], net=net, key=jax.random.key(0), n_samples=4,
-                                            mesh=mesh, lr=0.1, steps=1)
+            lambda: sharding.train_ensemble(
+                x, y[:5], net=net, key=jax.random.key(0), n_samples=4, mesh=mesh, lr=0.1, steps=1
+            )
         ),
     }
 

@@ -30,6 +30,7 @@ SUBJECT = {
     ("ntkbook.experiments.mup", "mup_scale"): "net",
     ("ntkbook.activations", "from_function"): "fn",
     ("ntkbook.activations", "recognise"): "fn",
+    ("ntkbook.piecewise", "fit"): "fn",
 }
 
 

@@ -134,16 +134,26 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_parser_sees_the_package() -> None:
     # Code check: guards the other tests against passing vacuously (a wrong ROOT or a resolver
     # that drops every import would make a cyclic package look acyclic).
-    assert {"ntkbook", "ntkbook.limits", "ntkbook.sharding", "ntkbook.training",
-            "ntkbook.experiments", "ntkbook.experiments.lazy_training"} <= set(MODULES)
+    assert {
+        "ntkbook",
+        "ntkbook.limits",
+        "ntkbook.sharding",
+        "ntkbook.training",
+        "ntkbook.experiments",
+        "ntkbook.experiments.lazy_training",
+    } <= set(MODULES)
     limits_targets = {t for t, _, _ in IMPORTS["ntkbook.limits"]}
     assert {"ntkbook._checks", "ntkbook.activations", "ntkbook.gaussian"} <= limits_targets
     assert "ntkbook.limits" in {t for t, _, _ in IMPORTS["ntkbook.sharding"]}
     # relative imports from a subpackage resolve one level up (``from .. import training``)
     assert "ntkbook.training" in {t for t, _, _ in IMPORTS["ntkbook.experiments.lazy_training"]}
     assert "ntkbook.experiments.lazy_training" in {t for t, _, _ in IMPORTS["ntkbook.experiments"]}
-    assert [_floor(m) for m in ("ntkbook.limits", SHARDING, EXPERIMENTS, f"{EXPERIMENTS}.mup")] \
-        == [0, 1, 2, 2]
+    assert [_floor(m) for m in ("ntkbook.limits", SHARDING, EXPERIMENTS, f"{EXPERIMENTS}.mup")] == [
+        0,
+        1,
+        2,
+        2,
+    ]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
@@ -202,8 +212,9 @@ def test_test_files_mirror_the_package_with_unique_names() -> None:
     assert len(files) > 10, "the tests folder was not found"
     names = [p.name for p in files]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
-    chapter_named = [str(p.relative_to(tests)) for p in files
-                     if re.search(r"_ch\d|_support$", p.stem)]
+    chapter_named = [
+        str(p.relative_to(tests)) for p in files if re.search(r"_ch\d|_support$", p.stem)
+    ]
     assert not chapter_named, chapter_named
     topics = {p.stem.removeprefix("test_") for p in (tests / "experiments").glob("test_*.py")}
     modules = {m.rpartition(".")[2] for m in MODULES if m.startswith(EXPERIMENTS + ".")}
@@ -215,8 +226,11 @@ def test_no_test_file_defines_a_name_twice() -> None:
     # misses a redefinition after a use): each top-level name is defined once per file.
     twice = []
     for path in sorted((ROOT.parent / "tests").rglob("*.py")):
-        names = [n.name for n in ast.parse(path.read_text(encoding="utf-8")).body
-                 if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+        names = [
+            n.name
+            for n in ast.parse(path.read_text(encoding="utf-8")).body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ]
         twice += [f"{path.name}: {n}" for n in sorted(set(names)) if names.count(n) > 1]
     assert not twice, twice
 

@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import browser_check  # noqa: E402
 import check_html  # noqa: E402
 
-MATHJAX = Path(importlib.import_module("sphinx-mathjax-offline").__file__).parent / "static" / \
-    "mathjax"
+MATHJAX = (
+    Path(importlib.import_module("sphinx-mathjax-offline").__file__).parent / "static" / "mathjax"
+)
 
 HEAD = """<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -43,10 +44,16 @@ article {{ max-width: 720px; margin: 0 auto; padding: 0 8px; }}
 TAIL = "</article></main></body></html>\n"
 
 SHORT = r'<div class="math" id="equation-short"><span class="eqno">(1)</span>\[ f(x) = x^2 \]</div>'
-LONG = (r'<div class="math" id="equation-long"><span class="eqno">(2)</span>\[ '
-        + " + ".join(rf"\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(40)) + r" \]</div>")
-MEDIUM = (r'<div class="math" id="equation-medium"><span class="eqno">(3)</span>\[ '
-          + " + ".join(rf"\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(12)) + r" \]</div>")
+LONG = (
+    r'<div class="math" id="equation-long"><span class="eqno">(2)</span>\[ '
+    + " + ".join(rf"\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(40))
+    + r" \]</div>"
+)
+MEDIUM = (
+    r'<div class="math" id="equation-medium"><span class="eqno">(3)</span>\[ '
+    + " + ".join(rf"\frac{{a_{{{i}}}}}{{b_{{{i}}}}}" for i in range(12))
+    + r" \]</div>"
+)
 
 
 def figure_file(path: Path, width_in: float, *, fontsize: float = 10, dpi: int = 100) -> str:
@@ -73,35 +80,49 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     good_svg = figure_file(html / "good.svg", 6.5)
     pages = {
         "clean": page(
-            r'<p>Inline <span class="math">\(x \in \R\)</span> math.</p>' + SHORT
+            r'<p>Inline <span class="math">\(x \in \R\)</span> math.</p>'
+            + SHORT
             + f'<figure><img src="{good_svg}" alt="A line."></figure>'
             + '<p><a href="#equation-short">(1)</a> <a href="untypeset.html">a page</a></p>'
-            + '<pre>a = {"glue": 1}  # code may hold anything: \\frac **x**</pre>', css=ours),
-        "untypeset": page(r'<p>Inline <span class="math">\(x\)</span> math.</p>',
-                          mathjax="missing/tex-chtml.js"),
-        "tex_error": page(r'<p>A <span class="math">\(\frac{1}\)</span> and '
-                          r'<span class="math">\(\undefinedmacro x\)</span>.</p>'),
+            + '<pre>a = {"glue": 1}  # code may hold anything: \\frac **x**</pre>',
+            css=ours,
+        ),
+        "untypeset": page(
+            r'<p>Inline <span class="math">\(x\)</span> math.</p>', mathjax="missing/tex-chtml.js"
+        ),
+        "tex_error": page(
+            r'<p>A <span class="math">\(\frac{1}\)</span> and '
+            r'<span class="math">\(\undefinedmacro x\)</span>.</p>'
+        ),
         "too_wide": page(SHORT + LONG, css=ours),
         # the theme's flex layout: number and formula side by side with a gap; a formula that
         # fits beside its number only when the gap is forgotten must be reported
-        "gap_too_wide": page("<style>div.math { display: flex; flex-direction: row-reverse; "
-                             "gap: 400px; }</style>" + MEDIUM),
+        "gap_too_wide": page(
+            "<style>div.math { display: flex; flex-direction: row-reverse; "
+            "gap: 400px; }</style>" + MEDIUM
+        ),
         "phone_clipped": page(r"<style>div.math { overflow: hidden; }</style>" + MEDIUM),
         "phone_scrolls": page(MEDIUM, css=ours),
         "image_missing": page('<figure><img src="nothing-here.png" alt="gone"></figure>'),
         "image_wide_svg": page(f'<img src="{figure_file(html / "wide.svg", 15)}" alt="w">'),
         "image_tiny_font": page(
-            f'<img src="{figure_file(html / "tiny.svg", 6.5, fontsize=5)}" alt="t">'),
+            f'<img src="{figure_file(html / "tiny.svg", 6.5, fontsize=5)}" alt="t">'
+        ),
         "image_wide_png": page(f'<img src="{figure_file(html / "wide.png", 15)}" alt="p">'),
         "raw_markup": page(
             "<p>The value is {glue:text}`ch1_x:.2f` and {ref}`sec`.</p>"
-            r"<p>+ \sum_{R \in ST} \ldots $$ x $$ <strong>b</strong> **Restored:**</p>"),
+            r"<p>+ \sum_{R \in ST} \ldots $$ x $$ <strong>b</strong> **Restored:**</p>"
+        ),
         "mismatched_dollars": page(r'<p>Text <span class="math">\(". **Restored:** \)</span>.</p>'),
-        "console": page('<script>console.error("boom from the page")</script>'
-                        '<script>throw new Error("bang from the page")</script>'),
-        "links": page('<p><a href="clean.html#no-such-anchor">x</a> '
-                      '<a href="missing.html">y</a> '
-                      '<a href="clean.html#equation-short">ok</a></p>'),
+        "console": page(
+            '<script>console.error("boom from the page")</script>'
+            '<script>throw new Error("bang from the page")</script>'
+        ),
+        "links": page(
+            '<p><a href="clean.html#no-such-anchor">x</a> '
+            '<a href="missing.html">y</a> '
+            '<a href="clean.html#equation-short">ok</a></p>'
+        ),
         "pans": page('<div style="width: 900px">wide block</div>'),
     }
     for name, text in pages.items():
@@ -129,8 +150,11 @@ def problems(site: Path) -> dict[str, list[str]]:
 
 
 EXPECTED = {
-    "untypeset": ["MathJax did not load", "math not typeset: \\(x\\)",
-                  "404 for missing/tex-chtml.js"],
+    "untypeset": [
+        "MathJax did not load",
+        "math not typeset: \\(x\\)",
+        "404 for missing/tex-chtml.js",
+    ],
     "tex_error": ["math TeX error", "undefined macro (drawn in red)"],
     "too_wide": ["@1280px: display equation (2) is"],
     "gap_too_wide": ["@1280px: display equation (3) is", "+ gap 400 +"],
@@ -139,11 +163,18 @@ EXPECTED = {
     "image_wide_svg": ["figure text too small: 10 pt text drawn at"],
     "image_tiny_font": ["figure text too small: 5 pt text"],
     "image_wide_png": ["figure text too small", "figure 15.0 in wide"],
-    "raw_markup": ["MyST role not rendered", "glue reference not rendered",
-                   "TeX command outside math", "$$ outside math", "markdown bold marker"],
+    "raw_markup": [
+        "MyST role not rendered",
+        "glue reference not rendered",
+        "TeX command outside math",
+        "$$ outside math",
+        "markdown bold marker",
+    ],
     "mismatched_dollars": ["markdown inside math (a $ pair mismatched?)"],
-    "console": ["console.error: boom from the page",
-                "JavaScript exception: Error: bang from the page"],
+    "console": [
+        "console.error: boom from the page",
+        "JavaScript exception: Error: bang from the page",
+    ],
     "links": ["broken link: clean.html#no-such-anchor", "broken link: missing.html"],
     "pans": ["@390px: the page pans sideways"],
 }
@@ -178,8 +209,12 @@ def test_screenshots_are_written(site: Path, problems: dict[str, list[str]]) -> 
 def test_check_html_catches_raw_tex_without_a_browser(site: Path) -> None:
     found = check_html.check_page("raw_markup", site / "raw_markup.html", is_chapter=False)
     text = "\n".join(found)
-    for kind in ("MyST role not rendered", "TeX command outside math", "$$ outside math",
-                 "markdown bold marker"):
+    for kind in (
+        "MyST role not rendered",
+        "TeX command outside math",
+        "$$ outside math",
+        "markdown bold marker",
+    ):
         assert kind in text, text
     assert check_html.check_page("clean", site / "clean.html", is_chapter=False) == []
     found = check_html.check_page("m", site / "mismatched_dollars.html", is_chapter=False)

@@ -72,8 +72,10 @@ def test_scaled_mse_value_gradient_and_training():
     y = jnp.array([[0.5], [0.0]])
     cost = costs.scaled_mse(0.5)
     np.testing.assert_allclose(cost.value(f, y), 0.5 * np.mean(np.array([0.0, 1.5]) ** 2))
-    np.testing.assert_allclose(cost.grad(f, y), jax.vmap(jax.grad(
-        lambda fi, yi: 0.5 * jnp.sum((0.5 * fi - yi) ** 2)))(f, y))
+    np.testing.assert_allclose(
+        cost.grad(f, y),
+        jax.vmap(jax.grad(lambda fi, yi: 0.5 * jnp.sum((0.5 * fi - yi) ** 2)))(f, y),
+    )
     np.testing.assert_allclose(costs.scaled_mse(1.0).grad(f, y), costs.mse_grad(f, y))
     # κ = 1 is plain least squares: the same trajectory as the default cost
     net = networks.mlp((2, 8, 1), activation="tanh")

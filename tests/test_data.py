@@ -155,6 +155,7 @@ def test_digits_split_and_preprocessing():
     assert not rows & {tuple(np.round(r, 6)) for r in np.asarray(full.x_test)}
     # the raw images are u / ‖u‖ · 8: compare with scikit-learn directly
     from sklearn.datasets import load_digits
+
     raw = load_digits()
     i = int(np.asarray(jax.random.permutation(jax.random.key(0), data.DIGITS_SIZE))[0])
     np.testing.assert_allclose(full.x[0], 8 * raw.data[i] / np.linalg.norm(raw.data[i]))

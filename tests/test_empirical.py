@@ -187,8 +187,9 @@ def test_wide_relu_ntk_approaches_the_limit_at_the_sqrt_n_rate() -> None:
         def draw(key: jax.Array, net: networks.MLP = net) -> jax.Array:
             return empirical.ntk(xj, net=net, params=networks.init(net, key=key), traced=True)
 
-        thetas = np.asarray(montecarlo.ensemble(draw, key=jax.random.key(n), n_samples=n_seeds,
-                                                block_size=4))
+        thetas = np.asarray(
+            montecarlo.ensemble(draw, key=jax.random.key(n), n_samples=n_seeds, block_size=4)
+        )
         err = np.linalg.norm(thetas - limit, axis=(1, 2)) / np.linalg.norm(limit)
         assert err.mean() < np.sqrt(10 / n) * (1 + 3 / np.sqrt(n_seeds)), (n, err.mean())
         errors.append(err)

@@ -503,8 +503,10 @@ NUMPY = {  # σ, σ̇ written in numpy for the reference
     "tanh": (np.tanh, _tanh_dot),
     "gelu": (
         lambda z: 0.5 * z * (1 + special.erf(z / math.sqrt(2))),
-        lambda z: 0.5 * (1 + special.erf(z / math.sqrt(2)))
-        + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+        lambda z: (
+            0.5 * (1 + special.erf(z / math.sqrt(2)))
+            + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+        ),
     ),
     "gelu_tanh": (_gelu_tanh, _gelu_tanh_dot),
     "softplus": (lambda z: np.logaddexp(0.0, z), special.expit),

@@ -34,8 +34,9 @@ def test_ensemble_same_key_bitwise_and_chunking_does_not_change_draws() -> None:
     c = montecarlo.ensemble(_draw, key=jax.random.key(1), n_samples=10)
     np.testing.assert_array_equal(a["z"], b["z"])
     np.testing.assert_allclose(a["z"], c["z"], rtol=1e-14, atol=0)
-    assert not np.array_equal(a["z"], montecarlo.ensemble(_draw, key=jax.random.key(2),
-                                                          n_samples=10)["z"])
+    assert not np.array_equal(
+        a["z"], montecarlo.ensemble(_draw, key=jax.random.key(2), n_samples=10)["z"]
+    )
 
 
 # ------------------------------------------------------------------ ensemble statistics
@@ -217,8 +218,9 @@ def test_identity_block_errors_against_a_loop() -> None:
     out = montecarlo.identity_block_errors(theta, k)
     for s in range(2):
         diag = np.mean([np.sum((theta[s, :, :, i, i] - k) ** 2) for i in range(3)])
-        off = np.mean([np.sum(theta[s, :, :, i, j] ** 2)
-                       for i in range(3) for j in range(3) if i != j])
+        off = np.mean(
+            [np.sum(theta[s, :, :, i, j] ** 2) for i in range(3) for j in range(3) if i != j]
+        )
         np.testing.assert_allclose(out.diagonal[s], np.sqrt(diag / np.sum(k**2)), rtol=1e-12)
         np.testing.assert_allclose(out.offdiagonal[s], np.sqrt(off / np.sum(k**2)), rtol=1e-12)
     exact = montecarlo.identity_block_errors(k[:, :, None, None] * np.eye(3), k)
@@ -245,7 +247,7 @@ def test_kernel_projection() -> None:
     rng = np.random.default_rng(2)
     k = rng.standard_normal((3, 3))
     e = rng.standard_normal((3, 3))
-    e = e - np.sum(e * k) / np.sum(k * k) * k            # orthogonal to k
+    e = e - np.sum(e * k) / np.sum(k * k) * k  # orthogonal to k
     c = montecarlo.kernel_projection(np.stack([1.03 * k, k + e]), k)
     np.testing.assert_allclose(c, [1.03, 1.0], rtol=1e-12)
     with pytest.raises(ValueError, match="estimate"):

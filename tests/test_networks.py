@@ -99,9 +99,7 @@ def test_output_covariance_at_init_is_the_nngp() -> None:
     """Monte Carlo over initialisations ↔ arc-cosine closed form Σ^(L) (standard param.; the
     NTK parametrisation is the same function under the same key, tested above)."""
     width, n_samples, beta, sigma_w = 64, 512, 0.5, 1.2
-    net = networks.mlp(
-        (3, width, width, 8), beta=beta, sigma_w=sigma_w, parametrisation="standard"
-    )
+    net = networks.mlp((3, width, width, 8), beta=beta, sigma_w=sigma_w, parametrisation="standard")
     x = np.array([[1.0, 0.0, 0.5], [0.2, -1.0, 0.3], [-0.7, 0.4, 1.1]])
     xj = jnp.asarray(x)
 

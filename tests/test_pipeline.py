@@ -41,9 +41,26 @@ def run_nbval(tmp_path: Path, closing_cell: str) -> subprocess.CompletedProcess[
     chapter = tmp_path / "chapter.md"
     chapter.write_text(FRONT_MATTER + f"```{{code-cell}} ipython3\n{closing_cell}\n```\n")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-         "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "-c", "/dev/null", str(chapter)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            "/dev/null",
+            str(chapter),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -71,14 +88,24 @@ def test_execute_chapters_names_the_failing_chapter_and_cell(tmp_path: Path) -> 
     """`make test` executes each chapter once with scripts/execute_chapters.py: a failing assert
     must fail it with a message naming the chapter, the cell and the assert's message."""
     bad = tmp_path / "bad.md"
-    bad.write_text(FRONT_MATTER + '```{code-cell} ipython3\nassert value == 5, "arithmetic is '
-                   'broken"\n```\n')
+    bad.write_text(
+        FRONT_MATTER + '```{code-cell} ipython3\nassert value == 5, "arithmetic is broken"\n```\n'
+    )
     good = tmp_path / "good.md"
     good.write_text(FRONT_MATTER)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "execute_chapters.py"), "--cache",
-         str(tmp_path / "cache"), str(bad), str(good)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "execute_chapters.py"),
+            "--cache",
+            str(tmp_path / "cache"),
+            str(bad),
+            str(good),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     out = result.stdout + result.stderr
     assert result.returncode == 1, out

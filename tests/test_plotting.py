@@ -116,8 +116,9 @@ def test_kernel_heatmap_4d_is_arranged_in_output_blocks():
     # block (k, k') is the N × N matrix Θ_kk'(x_i, x_j)
     for k in range(m):
         for kp in range(m):
-            np.testing.assert_array_equal(shown[k * n:(k + 1) * n, kp * n:(kp + 1) * n],
-                                          theta[:, :, k, kp])
+            np.testing.assert_array_equal(
+                shown[k * n : (k + 1) * n, kp * n : (kp + 1) * n], theta[:, :, k, kp]
+            )
     assert [t.get_text() for t in ax.get_yticklabels()] == ["k=1", "k=2"]
 
 
@@ -197,8 +198,11 @@ def test_default_figures_fit_the_text_column():
         fig, _ = plotting.figure(nrows, ncols)
         assert fig.get_figwidth() <= plotting.MAX_WIDTH_IN
         plt.close(fig)
-    fonts = [plotting.STYLE[k] for k in plotting.STYLE if k.endswith(("size", "fontsize"))
-             and k != "figure.figsize" and k != "lines.markersize"]
+    fonts = [
+        plotting.STYLE[k]
+        for k in plotting.STYLE
+        if k.endswith(("size", "fontsize")) and k != "figure.figsize" and k != "lines.markersize"
+    ]
     assert min(fonts) >= plotting.MIN_FONT_PT, fonts
 
 
@@ -235,16 +239,20 @@ def _figure_mimes(cells):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     env = {**os.environ, "PYTHONPATH": str(Path(plotting.__file__).parents[1])}
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env)
-    return [[set(o.get("data", {})) for o in cell.outputs if o.output_type == "display_data"]
-            for cell in nb.cells]
+    return [
+        [set(o.get("data", {})) for o in cell.outputs if o.output_type == "display_data"]
+        for cell in nb.cells
+    ]
 
 
 def test_cells_show_figures_as_svg_when_the_chapter_opts_in():
     """Importing plotting leaves IPython's inline format alone (PNG by default); a chapter's
     ``%config`` line (before or after pyplot is imported) makes every figure SVG, so figures
     reach the book, JupyterLab and Binder as vector graphics."""
-    draw = ("import matplotlib.pyplot as plt\nfrom ntkbook import plotting\n"
-            "fig, axes = plotting.figure()\naxes[0, 0].plot([1, 2], [3, 4]);")
+    draw = (
+        "import matplotlib.pyplot as plt\nfrom ntkbook import plotting\n"
+        "fig, axes = plotting.figure()\naxes[0, 0].plot([1, 2], [3, 4]);"
+    )
     plain = "fig, ax = plt.subplots()\nax.plot([1, 2]);"
     # The plotting figure is the kernel's first: the plain pyplot figure of the next cell must
     # still be shown (style() used to switch interactive mode off again on leaving rc_context).
@@ -255,7 +263,9 @@ def test_cells_show_figures_as_svg_when_the_chapter_opts_in():
             assert mimes, cell
             for m in mimes:
                 assert ("image/svg+xml" in m) == want_svg and ("image/png" in m) != want_svg, (
-                    cell, mimes)
+                    cell,
+                    mimes,
+                )
 
 
 def test_every_chapter_with_figures_opts_into_svg():
@@ -269,14 +279,15 @@ def test_every_chapter_with_figures_opts_into_svg():
 def test_share_y_covers_all_panels_on_log_axes() -> None:
     fig, axes = plotting.figure(1, 2)
     axes[0, 0].loglog([1, 10], [1.0, 2.0])
-    axes[0, 1].loglog([1, 10], [0.01, 0.5])          # below the first panel's range
+    axes[0, 1].loglog([1, 10], [0.01, 0.5])  # below the first panel's range
     plotting.share_y(axes[0])
     lo, hi = axes[0, 1].get_ylim()
     assert axes[0, 0].get_ylim() == (lo, hi)
     assert lo < 0.01 and hi > 2.0
     # widened by 5 % of the 2.3 decades on each side
-    np.testing.assert_allclose(np.log10([lo, hi]), [-2 - 0.05 * np.log10(200),
-                                                    np.log10(2) + 0.05 * np.log10(200)])
+    np.testing.assert_allclose(
+        np.log10([lo, hi]), [-2 - 0.05 * np.log10(200), np.log10(2) + 0.05 * np.log10(200)]
+    )
 
 
 def test_share_y_linear_and_errors() -> None:
@@ -312,8 +323,14 @@ def test_histogram_and_qq_plots():
 
 def test_curves_vs_angle():
     g = np.linspace(0, 2 * np.pi, 30)
-    ax = plotting.curves_vs_angle(None, g, np.stack([np.sin(g), np.cos(g)]), reference=0 * g,
-                                  label="samples", reference_label="limit")
+    ax = plotting.curves_vs_angle(
+        None,
+        g,
+        np.stack([np.sin(g), np.cos(g)]),
+        reference=0 * g,
+        label="samples",
+        reference_label="limit",
+    )
     assert len(ax.lines) == 3
     assert ax.lines[0].get_color() == ax.lines[1].get_color()
     with pytest.raises(ValueError, match="curves"):

@@ -112,8 +112,12 @@ def test_full_kernel_matches_dense_expm_and_kron_identity():
     np.testing.assert_allclose(out.test, want_z, atol=1e-10)
     eye = np.eye(K)
     kron = regression.gradient_flow(
-        np.einsum("ij,kl->ijkl", txx, eye), y, f0x, t=3.0,
-        theta_zx=np.einsum("ij,kl->ijkl", tzx, eye), f0_z=f0z,
+        np.einsum("ij,kl->ijkl", txx, eye),
+        y,
+        f0x,
+        t=3.0,
+        theta_zx=np.einsum("ij,kl->ijkl", tzx, eye),
+        f0_z=f0z,
     )
     traced = regression.gradient_flow(txx, y, f0x, t=3.0, theta_zx=tzx, f0_z=f0z)
     np.testing.assert_allclose(kron.train, traced.train, atol=1e-12)
@@ -253,7 +257,7 @@ def test_mode_rates_of_gradient_flow_are_lambda_over_n():
     theta = _psd(1, N, N + 3)
     y = np.random.default_rng(2).normal(size=(N, K))
     times = np.linspace(0.0, 3.0, 7)
-    r = np.stack([-sl.expm(-theta * t / N) @ y for t in times])   # f_t − y with f_0 = 0
+    r = np.stack([-sl.expm(-theta * t / N) @ y for t in times])  # f_t − y with f_0 = 0
     basis = regression.modes(theta)
     rates = regression.decay_rates(times, regression.mode_amplitudes(basis, r))
     np.testing.assert_allclose(rates, np.asarray(basis.lam) / N, rtol=1e-8)
@@ -281,7 +285,9 @@ def test_decay_rates_errors():
         regression.decay_rates([0.0, 1.0], np.zeros((2, 3)))
     np.testing.assert_allclose(
         regression.decay_rates([0.0, 1.0, 2.0], np.exp(-np.outer([0, 1, 2], [0.5, 2.0]))),
-        [0.5, 2.0], rtol=1e-12)
+        [0.5, 2.0],
+        rtol=1e-12,
+    )
 
 
 def test_one_hot_and_accuracy():
@@ -318,8 +324,9 @@ def test_one_hot_regression_interpolates_and_matches_solve():
 def test_nngp_log_likelihood_matches_scipy_and_is_differentiable():
     kern = _psd(5, N, N + 3)
     y = np.random.default_rng(6).normal(size=(N, K))
-    ref = sum(multivariate_normal(np.zeros(N), kern + 0.01 * np.eye(N)).logpdf(y[:, j])
-              for j in range(K))
+    ref = sum(
+        multivariate_normal(np.zeros(N), kern + 0.01 * np.eye(N)).logpdf(y[:, j]) for j in range(K)
+    )
     got = regression.nngp_log_likelihood(kern, y, reg=0.01)
     np.testing.assert_allclose(got, ref, rtol=1e-10)
     # d/da log p under K → a K: analytic  ½ tr(Yᵀ K⁻¹ Y)/a² − kN/(2a) at a = 1
@@ -335,8 +342,14 @@ def test_nngp_log_likelihood_matches_scipy_and_is_differentiable():
 def _moment_blocks(seed=7):
     kern, theta = _psd(seed, N + M, N + M + 3), _psd(seed + 1, N + M, N + M + 3)
     y = np.random.default_rng(seed).normal(size=(N, K))
-    blocks = dict(k_xx=kern[:N, :N], k_zx=kern[N:, :N], k_zz=kern[N:, N:],
-                  theta_xx=theta[:N, :N], theta_zx=theta[N:, :N], y=y)
+    blocks = dict(
+        k_xx=kern[:N, :N],
+        k_zx=kern[N:, :N],
+        k_zz=kern[N:, N:],
+        theta_xx=theta[:N, :N],
+        theta_zx=theta[N:, :N],
+        y=y,
+    )
     return blocks, kern, theta, y
 
 
@@ -405,7 +418,9 @@ def test_one_hot_regression_errors():
     y = regression.one_hot(labels, n_classes=2)
     np.testing.assert_allclose(
         regression.one_hot_regression(kern, kern[:3], labels, n_classes=2),
-        regression.gradient_flow(kern, y, t=np.inf, theta_zx=kern[:3]).test, atol=1e-9)
+        regression.gradient_flow(kern, y, t=np.inf, theta_zx=kern[:3]).test,
+        atol=1e-9,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def test_local_slopes_and_prefactor_trend_see_curvature() -> None:
     rng = np.random.default_rng(3)
     w = 16 * 4.0 ** np.arange(5)
     curved = (w[:, None] ** -0.5 + 20 * w[:, None] ** -1.0) * np.exp(
-        0.05 * rng.standard_normal((5, 16)))
+        0.05 * rng.standard_normal((5, 16))
+    )
     ls = stats.local_slopes(w, curved)
     assert ls.slope.shape == (4,) and np.all(np.diff(ls.slope) > 0)  # flattens toward −1/2
     assert not stats.prefactor_trend(w, curved, rate=-0.5, n_widest=5).contains(0.0)
@@ -79,8 +80,9 @@ def test_average_of_independent_fits_is_calibrated() -> None:
     a, s, se, dof = _welch_slope(np.log(w), np.log(e))
     hits = 0
     for r in range(2000):
-        fits = [stats.RateFit(s[r, k], a[r, k], 0.0, 0.0, 0.95, se[r, k], dof[r, k])
-                for k in range(4)]
+        fits = [
+            stats.RateFit(s[r, k], a[r, k], 0.0, 0.0, 0.95, se[r, k], dof[r, k]) for k in range(4)
+        ]
         hits += stats.average(fits).contains(-0.5)
     assert 0.93 <= hits / 2000 <= 0.97, hits / 2000
     one = stats.fit_rate(w, e[0, 0])
@@ -93,16 +95,21 @@ def test_tost_error_rate_at_the_margin_and_power() -> None:
     rng = np.random.default_rng(7)
     x = 0.1 + rng.standard_normal((R, 10))  # truth on the margin's edge
     m, se = x.mean(1), x.std(1, ddof=1) / np.sqrt(10)
-    acc = np.mean([stats.tost(a, b, 9, margin=0.1, alpha=0.05).equivalent
-                   for a, b in zip(m[:1000], se[:1000], strict=True)])
+    acc = np.mean(
+        [
+            stats.tost(a, b, 9, margin=0.1, alpha=0.05).equivalent
+            for a, b in zip(m[:1000], se[:1000], strict=True)
+        ]
+    )
     assert acc <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 1000)
     assert stats.tost(0.0, 0.01, 30, margin=0.1).equivalent
 
 
 def test_t_test_false_alarm_rate() -> None:
     rng = np.random.default_rng(11)
-    rej = np.mean([stats.t_test(rng.standard_normal(8), 0.0, alpha=0.05).reject
-                   for _ in range(2000)])
+    rej = np.mean(
+        [stats.t_test(rng.standard_normal(8), 0.0, alpha=0.05).reject for _ in range(2000)]
+    )
     assert abs(rej - 0.05) < 4 * np.sqrt(0.05 * 0.95 / 2000)
     assert stats.t_test(1.0 + 0.1 * rng.standard_normal(8), 0.0).reject
 
@@ -177,8 +184,9 @@ def test_pooled_prefactor_is_constant_for_the_right_rate_only() -> None:
     np.testing.assert_allclose(c.mean, np.mean(np.sqrt(widths)[:, None] * errors), rtol=1e-12)
     assert abs(float(c.mean) - 2.0 * np.exp(0.005)) < 4 * float(c.sem)
     # with the wrong rate the per-width prefactors drift by 16^{1/6} across the widths
-    wrong = [stats.pooled_prefactor(widths[i:i + 1], errors[i:i + 1], slope=-1 / 3)
-             for i in (0, 2)]
+    wrong = [
+        stats.pooled_prefactor(widths[i : i + 1], errors[i : i + 1], slope=-1 / 3) for i in (0, 2)
+    ]
     assert float(wrong[1].mean) / float(wrong[0].mean) < 0.8
 
 

@@ -45,14 +45,28 @@ def test_linearised_gd_equals_discrete_closed_form(normalise):
     x_test = _data(n=4, seed=2)[0]
     lr = 0.5 if normalise else 0.5 / N
     traj = training.train(
-        x, y, net=net, params=params, lr=lr, steps=60, record_at=4, x_test=x_test, linearised=True,
-        normalise=normalise
+        x,
+        y,
+        net=net,
+        params=params,
+        lr=lr,
+        steps=60,
+        record_at=4,
+        x_test=x_test,
+        linearised=True,
+        normalise=normalise,
     )
     theta_xx = _explicit_ntk(net, params, x, x)
     theta_zx = _explicit_ntk(net, params, x_test, x)
     want = regression.gradient_descent(
-        theta_xx, y, traj.f_train[0], t=np.asarray(traj.steps), lr=lr,
-        theta_zx=theta_zx, f0_z=traj.f_test[0], normalise=normalise,
+        theta_xx,
+        y,
+        traj.f_train[0],
+        t=np.asarray(traj.steps),
+        lr=lr,
+        theta_zx=theta_zx,
+        f0_z=traj.f_test[0],
+        normalise=normalise,
     )
     # both sides are exact float64 computations of the same iteration: round-off ~steps·eps·‖Y‖
     np.testing.assert_allclose(traj.f_train, want.train, atol=1e-11)
@@ -109,8 +123,14 @@ def test_records_match_direct_computations():
     x, y = _data()
     lr, steps = 0.4, 12
     traj = training.train(
-        x, y, net=net, params=params, lr=lr, steps=steps, record_at=range(steps + 1),
-        record_ntk=True
+        x,
+        y,
+        net=net,
+        params=params,
+        lr=lr,
+        steps=steps,
+        record_at=range(steps + 1),
+        record_ntk=True,
     )
     np.testing.assert_array_equal(traj.steps, np.arange(steps + 1))
     np.testing.assert_allclose(traj.t, lr * np.arange(steps + 1), rtol=1e-15)
@@ -119,8 +139,9 @@ def test_records_match_direct_computations():
     np.testing.assert_allclose(traj.loss, want_loss, rtol=1e-12)
     # ∫‖d‖ dt: left Riemann sum of ‖f_j − y‖_{p_in} over the recorded steps
     norms = np.array([float(costs.norm(f - y)) for f in traj.f_train])
-    np.testing.assert_allclose(traj.d_integral, lr * np.concatenate([[0], np.cumsum(norms[:-1])]),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        traj.d_integral, lr * np.concatenate([[0], np.cumsum(norms[:-1])]), rtol=1e-12
+    )
     # outputs are the network at the returned parameters; NTK records equal empirical.ntk
     np.testing.assert_allclose(traj.f_train[-1], networks.apply(net, traj.params, x), rtol=1e-12)
     for rec, p in ((traj.ntk[0], params), (traj.ntk[-1], traj.params)):
@@ -180,8 +201,14 @@ def test_infinite_ensemble_moments_from_trained_networks():
     net = networks.mlp((N0, s), activation="identity", beta=beta)
     params = networks.init(net, key=jax.random.key(3), dtype=jnp.float64)
     traj = training.train(
-        x, jnp.tile(y1, (1, s)), net=net, params=params, lr=lr, steps=steps, record_at=[steps],
-        x_test=z
+        x,
+        jnp.tile(y1, (1, s)),
+        net=net,
+        params=params,
+        lr=lr,
+        steps=steps,
+        record_at=[steps],
+        x_test=z,
     )
 
     def k(a, b):
@@ -193,8 +220,9 @@ def test_infinite_ensemble_moments_from_trained_networks():
     )
     # the same moments for k GD steps, densely: A = Θ⁻¹(I − (I − ηΘ/N)^k), B = Θ(Z, X) A
     n = x.shape[0]
-    b = kzx @ np.linalg.solve(kxx, np.eye(n) - np.linalg.matrix_power(np.eye(n) - lr * kxx / n,
-                                                                       steps))
+    b = kzx @ np.linalg.solve(
+        kxx, np.eye(n) - np.linalg.matrix_power(np.eye(n) - lr * kxx / n, steps)
+    )
     gd_mean = b @ np.asarray(y1)
     gd_cov = kzz + b @ kxx @ b.T - b @ kzx.T - kzx @ b.T
     samples = np.asarray(traj.f_test[0])  # (M, S)
@@ -231,8 +259,7 @@ def test_bad_inputs_name_the_argument():
         args = {"net": net, "params": params, "x": x, "y": y, "lr": 0.1, "steps": 5} | kw
         with pytest.raises(ValueError, match=f"^{name}"):
             training.train(
-                args.pop("x"), args.pop("y"), net=args.pop("net"), params=args.pop("params"),
-                **args
+                args.pop("x"), args.pop("y"), net=args.pop("net"), params=args.pop("params"), **args
             )
 
     bad("lr", lr=0.0)
@@ -270,9 +297,11 @@ def test_singular_values_exact_and_iterated():
     np.testing.assert_allclose(got[:6], exact[:6], rtol=1e-10)
     assert float(got[6]) < 1e-9 * float(got[0])
     small = a[:10]
-    np.testing.assert_allclose(training.singular_values(small, k=3),
-                               np.linalg.svd(np.asarray(small), compute_uv=False)[:3],
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        training.singular_values(small, k=3),
+        np.linalg.svd(np.asarray(small), compute_uv=False)[:3],
+        rtol=1e-10,
+    )
     full = np.linalg.svd(np.asarray(a), compute_uv=False)
     top = training.singular_values(a, k=3)
     assert np.all(np.asarray(top) <= full[:3] * (1 + 1e-12))  # Ritz values are lower bounds
@@ -313,9 +342,9 @@ def test_frozen_layers_do_not_move():
 
 def test_readout_only_is_kernel_descent_with_the_last_layer_kernel():
     net, params, x, y = _setup()
-    layers = networks.forward(net, params, x).post[-1]            # α^(L−1)(x), (N, n)
+    layers = networks.forward(net, params, x).post[-1]  # α^(L−1)(x), (N, n)
     n = layers.shape[1]
-    kern = layers @ layers.T / n + net.beta**2                    # last-layer kernel, exact
+    kern = layers @ layers.T / n + net.beta**2  # last-layer kernel, exact
     f0 = networks.apply(net, params, x)
     traj = training.train(
         x, y, net=net, params=params, lr=0.7, steps=25, record_at=[25], trainable=[1]

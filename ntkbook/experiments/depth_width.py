@@ -25,8 +25,13 @@ Array = jax.Array
 
 
 def _diagonal_by_depth(
-    widths: tuple[int, ...], depths: tuple[int, ...], activation: str, sigma_w: float,
-    beta: float, x: Array, key: Array,
+    widths: tuple[int, ...],
+    depths: tuple[int, ...],
+    activation: str,
+    sigma_w: float,
+    beta: float,
+    x: Array,
+    key: Array,
 ) -> Array:
     """Θ^{(L)}(x, x) for every L ≤ L_max from one draw of the deepest network, in one backward
     sweep: column L of ``g`` is ∂f_L/∂α̃^{(m)} of the depth-L network (zero while m ≥ L)."""
@@ -181,15 +186,18 @@ def theta_law(*, width: int, depth: int, n_samples: int, rng: np.random.Generato
     n_samples = _checks.positive_int("n_samples", n_samples)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {rng!r}")
-    m = rng.binomial(width, 0.5, size=(depth - 1, n_samples))           # active units m_l
-    chi = 2 / width * rng.chisquare(np.maximum(m, 1)) * (m > 0)          # forward factors
-    rho = rng.chisquare(np.maximum(m - 1, 1)) * (m > 1)                  # ρ_l ~ χ²_{m_l − 1}
-    a = 2 * np.cumprod(np.vstack([np.ones(n_samples), chi]), axis=0)     # A_0 … A_{L−1}
-    f2 = a[-1] * rng.standard_normal(n_samples) ** 2                     # f(x)²
-    b, theta = np.ones(n_samples), a[-1].copy()                          # B_L = 1: term l = L−1
-    for k in range(depth - 2, -1, -1):                                   # B_{k+1}, A_k B_{k+1}
-        b = 2 / width * (np.divide(f2, a[k + 1], out=np.zeros_like(f2), where=a[k + 1] > 0)
-                         + b * rho[k])
+    m = rng.binomial(width, 0.5, size=(depth - 1, n_samples))  # active units m_l
+    chi = 2 / width * rng.chisquare(np.maximum(m, 1)) * (m > 0)  # forward factors
+    rho = rng.chisquare(np.maximum(m - 1, 1)) * (m > 1)  # ρ_l ~ χ²_{m_l − 1}
+    a = 2 * np.cumprod(np.vstack([np.ones(n_samples), chi]), axis=0)  # A_0 … A_{L−1}
+    f2 = a[-1] * rng.standard_normal(n_samples) ** 2  # f(x)²
+    b, theta = np.ones(n_samples), a[-1].copy()  # B_L = 1: term l = L−1
+    for k in range(depth - 2, -1, -1):  # B_{k+1}, A_k B_{k+1}
+        b = (
+            2
+            / width
+            * (np.divide(f2, a[k + 1], out=np.zeros_like(f2), where=a[k + 1] > 0) + b * rho[k])
+        )
         theta += a[k] * b
     return ExactLaw(theta, a[-1])
 

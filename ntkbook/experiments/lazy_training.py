@@ -463,8 +463,9 @@ def linearisation_gap(
     if net.widths[-1] != 1:
         raise ValueError(f"net: needs one output (n_L = 1), got widths {net.widths}")
     leaves = jax.tree.leaves(params0)
-    if not leaves or any(jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0]
-                         for a in leaves):
+    if not leaves or any(
+        jnp.ndim(a) < 1 or jnp.shape(a)[0] != jnp.shape(leaves[0])[0] for a in leaves
+    ):
         raise ValueError("params0: expected every leaf stacked along one leading seed axis")
     try:
         check_params(net, jax.tree.map(lambda a: a[0], params0))
@@ -477,5 +478,6 @@ def linearisation_gap(
         raise ValueError(f"y: expected shape ({x.shape[0]},) or ({x.shape[0]}, 1), got {y.shape}")
     lr = _checks.positive("lr", lr)
     steps = _checks.positive_int("steps", steps)
-    return _linearisation_gap(params0, x, y.reshape(-1), jnp.asarray(lr, dtype), net=net,
-                              steps=steps)
+    return _linearisation_gap(
+        params0, x, y.reshape(-1), jnp.asarray(lr, dtype), net=net, steps=steps
+    )

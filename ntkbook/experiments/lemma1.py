@@ -95,8 +95,7 @@ def layer_directions(x: Array, d: Array, *, net: MLP, params: Params) -> tuple[A
 def _layer_directions(net: MLP, params: Params, x: Array, d: Array) -> tuple[Array, ...]:
     layers = forward(net, params, x)
     grads = empirical._output_jacobians(net, params, layers.pre)  # g^(l) = ∂f/∂α̃^(l)
-    return tuple(jnp.einsum("nik,nk->ni", g, d, precision=jax.lax.Precision.HIGHEST)
-                 for g in grads)
+    return tuple(jnp.einsum("nik,nk->ni", g, d, precision=jax.lax.Precision.HIGHEST) for g in grads)
 
 
 class NeuronChanges(NamedTuple):
@@ -320,8 +319,9 @@ def ntk_recursion(x: Array, theta: Array, *, net: MLP, params: Params, layer: in
     """
     net = empirical._check_net(net, params)
     if net.parametrisation != "ntk":
-        raise ValueError(f"net: the recursion is written for parametrisation='ntk', got "
-                         f"{net.parametrisation!r}")
+        raise ValueError(
+            f"net: the recursion is written for parametrisation='ntk', got {net.parametrisation!r}"
+        )
     layer = _checks.positive_int("layer", layer)
     if layer > net.depth - 1:
         raise ValueError(f"layer: must be in 1 … L − 1 = {net.depth - 1}, got {layer}")
@@ -329,8 +329,9 @@ def ntk_recursion(x: Array, theta: Array, *, net: MLP, params: Params, layer: in
     n, n_l = x.shape[0], net.widths[layer]
     theta = jnp.asarray(theta)
     if theta.shape != (n, n, n_l, n_l):
-        raise ValueError(f"theta: expected Θ^({layer}) of shape {(n, n, n_l, n_l)}, "
-                         f"got {theta.shape}")
+        raise ValueError(
+            f"theta: expected Θ^({layer}) of shape {(n, n, n_l, n_l)}, got {theta.shape}"
+        )
     _checks.finite("theta", theta)
     return _ntk_recursion(net, params, x.astype(theta.dtype), theta, layer)
 
@@ -410,6 +411,7 @@ def _subnetwork_op_norm(
     size = n * net.widths[layer]
     v = jax.random.normal(jax.random.key(0), (size, block), dtype=x.dtype)
     apply = jax.vmap(gram, in_axes=1, out_axes=1)
-    v = jax.lax.fori_loop(0, iters, lambda _, q: training._orthonormalise(apply(q)),
-                          training._orthonormalise(v))
+    v = jax.lax.fori_loop(
+        0, iters, lambda _, q: training._orthonormalise(apply(q)), training._orthonormalise(v)
+    )
     return jnp.linalg.eigvalsh(v.T @ apply(v))[-1]

@@ -20,7 +20,10 @@ Array = jax.Array
 
 
 def kurtosis_constant(
-    activation: str | Callable[[Array], Array], *, variance: float = 1.0, beta: float = 0.0,
+    activation: str | Callable[[Array], Array],
+    *,
+    variance: float = 1.0,
+    beta: float = 0.0,
     points: int = 100,
 ) -> float:
     r"""n · (excess kurtosis) of one hidden layer's output, exact at every width n.

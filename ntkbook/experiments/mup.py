@@ -84,5 +84,6 @@ def activation_flips(x: Array, *, net: MLP, params: Params, params0: Params) -> 
     x = _checks.matrix("x", x, n_features=net.widths[0]).astype(params0[0].W.dtype)
     before = forward(net, params0, x).pre[:-1]
     after = forward(net, params, x).pre[:-1]
-    return jnp.stack([jnp.mean(jnp.signbit(a) != jnp.signbit(b))
-                      for a, b in zip(before, after, strict=True)])
+    return jnp.stack(
+        [jnp.mean(jnp.signbit(a) != jnp.signbit(b)) for a, b in zip(before, after, strict=True)]
+    )

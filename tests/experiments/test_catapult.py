@@ -32,13 +32,13 @@ _K = np.arange(301)
 @pytest.mark.parametrize(
     ("loss", "phase"),
     [
-        (0.9**_K, "lazy"),                                   # geometric decay
-        (1.0 - 1e-4 * _K, "lazy"),   # slow convergence, far from 1e-3 (was "divergent")
-        (np.r_[1.0, 10.0, 100.0, 100.0 * 0.9 ** _K[1:]], "catapult"),   # spike, then decay
-        (np.r_[1.0, 50.0, 50.0 * 0.995 ** _K[1:]], "catapult"),    # still above C_0 but falling
-        (1.05**_K, "divergent"),                             # exponential growth
-        (np.r_[1.0, 3.0, np.inf, np.full(20, np.nan)], "divergent"),   # overflow
-        (np.r_[1.0, 2.0 * np.ones(300)], "divergent"),       # stuck above C_0: no decrease
+        (0.9**_K, "lazy"),  # geometric decay
+        (1.0 - 1e-4 * _K, "lazy"),  # slow convergence, far from 1e-3 (was "divergent")
+        (np.r_[1.0, 10.0, 100.0, 100.0 * 0.9 ** _K[1:]], "catapult"),  # spike, then decay
+        (np.r_[1.0, 50.0, 50.0 * 0.995 ** _K[1:]], "catapult"),  # still above C_0 but falling
+        (1.05**_K, "divergent"),  # exponential growth
+        (np.r_[1.0, 3.0, np.inf, np.full(20, np.nan)], "divergent"),  # overflow
+        (np.r_[1.0, 2.0 * np.ones(300)], "divergent"),  # stuck above C_0: no decrease
         (np.r_[1.0 - 1e-3 * _K[:200], 0.8 + 1e-3 * _K[:101]], "lazy"),  # rises late, below C_0
     ],
 )

@@ -16,8 +16,14 @@ def test_ntk_diagonal_by_depth_matches_empirical_ntk_of_each_subnetwork(activati
     x = 2.0 * data.sphere(3, 5, key=jax.random.key(1), dtype=jnp.float64)
     depths, n, seeds = (2, 3, 5, 6), 7, 2
     got = depth_width.ntk_diagonal_by_depth(
-        x, key=jax.random.key(3), width=n, depths=depths, n_samples=seeds, activation=activation,
-        beta=beta, sigma_w=1.3
+        x,
+        key=jax.random.key(3),
+        width=n,
+        depths=depths,
+        n_samples=seeds,
+        activation=activation,
+        beta=beta,
+        sigma_w=1.3,
     )
     assert got.shape == (seeds, len(depths), 3)
     widths = (5,) + (n,) * (max(depths) - 1) + (1,)
@@ -25,10 +31,10 @@ def test_ntk_diagonal_by_depth_matches_empirical_ntk_of_each_subnetwork(activati
     for s, k in enumerate(jax.random.split(jax.random.key(3), seeds)):
         params = networks.init(deepest, key=k, dtype=jnp.float64)
         for j, depth in enumerate(depths):
-            net = networks.mlp(widths[:depth] + (1,), activation=activation, beta=beta,
-                               sigma_w=1.3)
-            ref = jnp.diag(empirical.ntk(x, net=net, params=params[: depth - 1] + params[-1:],
-                                         traced=True))
+            net = networks.mlp(widths[:depth] + (1,), activation=activation, beta=beta, sigma_w=1.3)
+            ref = jnp.diag(
+                empirical.ntk(x, net=net, params=params[: depth - 1] + params[-1:], traced=True)
+            )
             np.testing.assert_allclose(got[s, j], ref, rtol=1e-12)
 
 
@@ -79,12 +85,14 @@ def test_theta_law_matches_real_networks_in_distribution():
     # with 8000 networks it rejects a change of the law's scale by 10 % at L = 2 and 25 % at L = 4
     # (the deeper law is broader; KS distances ≈ 0.05 and 0.04, the critical value is ≈ 0.02
     # against 50 000 law draws).
-    x = 2.0 * data.sphere(1, 4, key=jax.random.key(5), dtype=jnp.float64)   # ‖x‖² = n_0 = 4
-    nets = depth_width.ntk_diagonal_by_depth(x, key=jax.random.key(6), width=3, depths=(2, 4),
-                                            n_samples=8000, sigma_w=2**0.5)
+    x = 2.0 * data.sphere(1, 4, key=jax.random.key(5), dtype=jnp.float64)  # ‖x‖² = n_0 = 4
+    nets = depth_width.ntk_diagonal_by_depth(
+        x, key=jax.random.key(6), width=3, depths=(2, 4), n_samples=8000, sigma_w=2**0.5
+    )
     for j, (depth, scale) in enumerate(((2, 1.10), (4, 1.25))):
-        law = depth_width.theta_law(width=3, depth=depth, n_samples=50_000,
-                                    rng=np.random.default_rng(depth))
+        law = depth_width.theta_law(
+            width=3, depth=depth, n_samples=50_000, rng=np.random.default_rng(depth)
+        )
         ks = sps.ks_2samp(np.asarray(nets[:, j, 0]), law.theta)
         assert ks.pvalue > 5e-4, (depth, ks)
         shifted = sps.ks_2samp(np.asarray(nets[:, j, 0]), scale * law.theta)
@@ -106,8 +114,7 @@ def test_theta_law_two_layers_has_the_closed_form_moments():
 def test_theta_law_converges_to_the_first_order_value_and_the_forward_norm_to_its_law():
     # n = 2^14: the O(1/n) correction to R is ~L²/n < 2e-3, below the batches' standard error
     # (≈ 0.03); t tests over 32 batches at α = 1e-3. The forward norm's R is exact at every n.
-    law = depth_width.theta_law(width=2**14, depth=4, n_samples=2**18,
-                                rng=np.random.default_rng(1))
+    law = depth_width.theta_law(width=2**14, depth=4, n_samples=2**18, rng=np.random.default_rng(1))
     r = depth_width.relative_variance(law.theta.reshape(32, -1), width=2**14, axis=1)
     assert depth_width.first_order_law(4) == pytest.approx(10.0)
     assert not stats.t_test(r, depth_width.first_order_law(4)).reject
@@ -120,8 +127,12 @@ def test_theta_law_converges_to_the_first_order_value_and_the_forward_norm_to_it
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"width": 0}, "width"), ({"depth": 1}, "depth"), ({"n_samples": 0}, "n_samples"),
-     ({"rng": 3}, "rng")],
+    [
+        ({"width": 0}, "width"),
+        ({"depth": 1}, "depth"),
+        ({"n_samples": 0}, "n_samples"),
+        ({"rng": 3}, "rng"),
+    ],
 )
 def test_theta_law_rejects_bad_arguments(kwargs, match):
     args = {"width": 4, "depth": 2, "n_samples": 2, "rng": np.random.default_rng(0)} | kwargs

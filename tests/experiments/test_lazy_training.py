@@ -72,8 +72,10 @@ def test_hessian_norm_separates_a_plus_minus_pair():
     # f = v·tanh(w x)/√n with opposite-sign Hessian eigenvalues of nearly equal modulus: plain
     # power iteration on H oscillates; the Ritz step on span{v, Hv} still converges
     net = networks.mlp((1, 1, 1), activation="tanh")
-    p = (networks.Dense(jnp.array([[0.3]]), jnp.zeros(1)), networks.Dense(jnp.array([[1.0]]),
-                                                                        jnp.zeros(1)))
+    p = (
+        networks.Dense(jnp.array([[0.3]]), jnp.zeros(1)),
+        networks.Dense(jnp.array([[1.0]]), jnp.zeros(1)),
+    )
     x = jnp.array([[1.0]])
     flat, unravel = ravel_pytree(p)
     h = jax.hessian(lambda v: networks.forward(net, unravel(v), x).pre[-1][0, 0])(flat)
@@ -141,8 +143,7 @@ def test_train_rescaled_scale_one_is_centred_gd_and_lr_over_a2_is_lazy():
             x, y, net=NET, params=p0, scale=a, lr=0.5 / a**2, steps=40, record_at=3
         )
         lin = lazy_training.train_rescaled(
-            x, y, net=NET, params=p0, scale=a, lr=0.5 / a**2, steps=40, record_at=3,
-            linearised=True
+            x, y, net=NET, params=p0, scale=a, lr=0.5 / a**2, steps=40, record_at=3, linearised=True
         )
         rel.append(float(tr.rel_change[-1]))
         dist.append(float(jnp.max(jnp.abs(tr.f_train - lin.f_train))))
@@ -183,13 +184,13 @@ def test_linearisation_gap_matches_rescaled_runs_and_the_single_seed_functions()
         run = lazy_training.train_rescaled(x, y, net=NET, params=p0, **kw)
         lin = lazy_training.train_rescaled(x, y, net=NET, params=p0, linearised=True, **kw)
         gap = jnp.max(jnp.sqrt(jnp.mean((run.f_train - lin.f_train) ** 2, axis=(1, 2))))
-        np.testing.assert_allclose(out.gap[s], gap, rtol=1e-9)   # float64: round-off only
+        np.testing.assert_allclose(out.gap[s], gap, rtol=1e-9)  # float64: round-off only
         js = lazy_training.jacobian_sizes(x, net=NET, params=p0)
         np.testing.assert_allclose(out.sumsq_w[s], js.sumsq_w, rtol=1e-12)
         t = lazy_training.taylor_terms(x, net=NET, params=run.params, params0=p0)
         np.testing.assert_allclose(out.taylor.quadratic[s], t.quadratic, rtol=1e-9, atol=1e-15)
         np.testing.assert_allclose(out.taylor.delta_norm[s], t.delta_norm, rtol=1e-9)
-    assert float(out.gap.min()) > 0   # a finite network is not its linearisation
+    assert float(out.gap.min()) > 0  # a finite network is not its linearisation
 
 
 @pytest.mark.parametrize(

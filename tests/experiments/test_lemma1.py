@@ -119,12 +119,14 @@ def test_lemma1_norms_by_hand(setup):
         np.testing.assert_allclose(q.a[k - 1], s * np.sqrt(np.mean(np.sum(post[0] ** 2, 1))))
         np.testing.assert_allclose(q.a0[k - 1], s * np.sqrt(np.mean(np.sum(post[1] ** 2, 1))))
         np.testing.assert_allclose(
-            q.a_change[k - 1], s * np.sqrt(np.mean(np.sum((pre[0] - pre[1]) ** 2, 1))))
+            q.a_change[k - 1], s * np.sqrt(np.mean(np.sum((pre[0] - pre[1]) ** 2, 1)))
+        )
         # these matrices are small, so op_norm is exact: compare with an SVD
         np.testing.assert_allclose(q.w[k - 1], s * np.linalg.norm(moved[k].W, 2), rtol=1e-10)
         np.testing.assert_allclose(q.w0[k - 1], s * np.linalg.norm(params[k].W, 2), rtol=1e-10)
         np.testing.assert_allclose(
-            q.w_change[k - 1], s * np.linalg.norm(moved[k].W - params[k].W, 2), rtol=1e-10)
+            q.w_change[k - 1], s * np.linalg.norm(moved[k].W - params[k].W, 2), rtol=1e-10
+        )
     big_a = q.a0 + 1.5 * q.a_change + q.w0 + q.w_change
     np.testing.assert_allclose(q.big_a(1.5), big_a.sum())
     at0 = lemma1.lemma1_norms(x, net=net, params=params, params0=params)
@@ -212,8 +214,12 @@ def test_subnetwork_op_norm_is_a_lower_bound_before_convergence(setup):
 
 def test_subnetwork_op_norm_errors(setup):
     net, params, x = setup
-    for kwargs, name in (({"layer": 0}, "layer"), ({"layer": 4}, "layer"),
-                         ({"layer": 1, "block": 0}, "block"), ({"layer": 1, "iters": 0}, "iters")):
+    for kwargs, name in (
+        ({"layer": 0}, "layer"),
+        ({"layer": 4}, "layer"),
+        ({"layer": 1, "block": 0}, "block"),
+        ({"layer": 1, "iters": 0}, "iters"),
+    ):
         with pytest.raises(ValueError, match=name):
             lemma1.subnetwork_op_norm(x, net=net, params=params, **kwargs)
     with pytest.raises(ValueError, match="x"):
