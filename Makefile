@@ -62,7 +62,7 @@ lint: $(STAMP)
 UNIT_WORKERS ?= 2
 NICE ?= nice -n 5
 unit: $(STAMP)
-	$(UNIT_PREFIX) $(BIN)/python -m pytest -n $(UNIT_WORKERS) --dist loadfile tests
+	$(UNIT_PREFIX) $(BIN)/python -m pytest -n $(UNIT_WORKERS) --dist loadfile -m "not slow" tests
 
 # For a chapter author: nbval over one chapter, e.g. `make nbval CHAPTERS=book/02_ntk.md`.
 CHAPTERS ?= book

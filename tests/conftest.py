@@ -88,6 +88,8 @@ if _TIMES_PATH:
 HEAVY_FIRST = (  # CPU s of each file alone (quiet-ish 2-core machine, before issue 21's cuts)
     "tests/test_limits.py",  # ≈ 500 in CI (helper "exact" cuts it)
     "tests/test_gaussian.py",  # new, split from test_limits
+    "tests/test_transformations.py",  # ≈ 42 (issue 22; one 4-device child)
+    "tests/test_derivatives.py",  # ≈ 50 (hessians of the closed forms)
     "tests/test_training.py",  # 34
     "tests/test_sharding.py",  # 33 → 24 (its 4-device child: 27 → 18)
     "tests/test_empirical.py",  # 29
@@ -107,7 +109,11 @@ HEAVY_FIRST = (  # CPU s of each file alone (quiet-ish 2-core machine, before is
 # module sets its own (@pytest.mark.timeout). Files listed here get a longer default until their
 # tests are cut to a few CPU s each: test_limits had tests of 20–70 CPU s (issue 21, helper
 # "exact"); beside two chapters, at nice 5, a test gets about a quarter of a core.
-FILE_TIMEOUT_S = {"tests/test_limits.py": 300}
+FILE_TIMEOUT_S = {
+    "tests/test_limits.py": 300,
+    "tests/test_transformations.py": 300,  # the 4-device child: one start for the file
+    "tests/test_derivatives.py": 300,  # hessians of the closed forms: 6–16 CPU s each
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
