@@ -155,11 +155,14 @@ _PROBE = (0.3, -1.7, 2.2, -0.4, 1.1, -2.9, 0.0)  # unsorted, so that a sort is c
 def _check_elementwise(fn: ArrayFn, label: str) -> None:
     """Raise naming ``activation`` unless ``fn`` traces under JAX, keeps shapes and acts entry by
     entry (``fn(z)`` equals ``vmap(fn)(z)`` on a probe)."""
-    z = jnp.asarray(_PROBE, jnp.float32)
+    z = np.asarray(_PROBE, np.float32)  # NumPy: a jnp constant would be a tracer under a trace
+    spec = jax.ShapeDtypeStruct(z.shape, jnp.float32)
     try:
         shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((2, 3), jnp.float32)).shape
-        with jax.ensure_compile_time_eval():
-            whole, single = np.asarray(fn(z)), np.asarray(jax.vmap(fn)(z))
+        # compiled executables run on the concrete probe even when the caller is tracing
+        # (jit, eval_shape inside sharding), where fn(z) itself would be staged out
+        whole = np.asarray(jax.jit(fn).lower(spec).compile()(z))
+        single = np.asarray(jax.jit(jax.vmap(fn)).lower(spec).compile()(z))
     except Exception as err:  # any failure of a user's function, re-raised with the name
         raise TypeError(
             f"activation: {label!r} cannot be traced by JAX as a function of one array "

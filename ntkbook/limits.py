@@ -748,8 +748,8 @@ def standard_ntk(
     Args:
         x1, x2: inputs as in :func:`kernels`.
         widths: (n_0, …, n_L) of the network; L = len(widths) − 1.
-        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype,
-            max_variance: as in :func:`kernels`.
+        activation, beta, sigma_w, diagonal: as in :func:`kernels`.
+        quadrature, points, block_size, dtype, max_variance: as in :func:`kernels`.
 
     Returns:
         (N1, N2), or (N,) with ``diagonal=True``.

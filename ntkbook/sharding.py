@@ -308,10 +308,10 @@ def kernels(
         x1: inputs (N1, n_0), finite; N1 a multiple of the number of devices D.
         x2: inputs (N2, n_0); default ``x1``.
         depth: L ≥ 1.
-        activation, beta, sigma_w, diagonal, quadrature, points, block_size, dtype, layers,
-            max_variance: as in :func:`ntkbook.limits.kernels`; each must be hashable (lists
-            are made tuples). Without ``max_variance``, every device uses the rule the
-            single-device call would choose from the whole input.
+        activation, beta, sigma_w, diagonal, quadrature: as in :func:`ntkbook.limits.kernels`.
+        points, block_size, dtype, layers, max_variance: as in :func:`ntkbook.limits.kernels`;
+            every option must be hashable (lists are made tuples). Without ``max_variance``,
+            every device uses the rule the single-device call would choose from the whole input.
         mesh: a :class:`jax.sharding.Mesh` (rows are split over all its axes), or ``"all"``:
             :func:`device_mesh` over every device.
 
@@ -635,9 +635,10 @@ def train_ensemble(
         net: the architecture (:func:`ntkbook.networks.mlp`).
         key: a ``jax.random`` key.
         n_samples: S, a multiple of the number of devices D.
-        lr, steps, record_at, x_test, cost, linearised, record_ntk, normalise, trainable,
-            output_scale: as in :func:`ntkbook.training.train` (``x_test``: test inputs
-            (M, n_0), if any).
+        lr, steps, record_at, x_test, cost: as in :func:`ntkbook.training.train` (``x_test``:
+            test inputs (M, n_0), if any).
+        linearised, record_ntk, normalise, trainable, output_scale: as in
+            :func:`ntkbook.training.train`.
         dtype: float dtype of the parameters.
         block_size: members per vmapped block on each device (default: all S/D at once, or 1
             on a mesh of several CPU devices, as in :func:`ensemble`; memory
