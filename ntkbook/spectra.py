@@ -227,9 +227,11 @@ def decay_rates(
 
     .. math::
 
-        s_j = \arg\min_{s, c} \sum_{k} \big(\log y_k - c - s\, u(k)\big)^2, \qquad
-        u(k) = \log k \ (\text{power}), \quad k \ (\text{geometric}), \quad \sqrt k \
-        (\text{stretched}),
+        \begin{aligned}
+        s_j &= \arg\min_{s, c} \sum_{k} \big(\log y_k - c - s\, u(k)\big)^2, \\
+        u(k) &= \log k \ (\text{power}), \quad k \ (\text{geometric}), \quad
+        \sqrt k \ (\text{stretched}),
+        \end{aligned}
 
     so :math:`y_k \propto k^{s}`, :math:`e^{s k}` or :math:`e^{s\sqrt k}` within the window. A
     sequence that has reached its law shows slopes that *converge* from window to window; a

@@ -375,9 +375,11 @@ def tost(
 
     .. math::
 
-        t_- = \frac{\hat\theta - (\theta_0 - \delta)}{\widehat{\mathrm{se}}}, \quad
-        t_+ = \frac{(\theta_0 + \delta) - \hat\theta}{\widehat{\mathrm{se}}}, \quad
-        p = \max\big(1 - F_\nu(t_-),\, 1 - F_\nu(t_+)\big),
+        \begin{aligned}
+        t_- &= \frac{\hat\theta - (\theta_0 - \delta)}{\widehat{\mathrm{se}}}, \qquad
+        t_+ = \frac{(\theta_0 + \delta) - \hat\theta}{\widehat{\mathrm{se}}}, \\
+        p &= \max\big(1 - F_\nu(t_-),\, 1 - F_\nu(t_+)\big),
+        \end{aligned}
 
     equivalent when p < α — the same as the (1 − 2α) interval lying inside
     (θ₀ − δ, θ₀ + δ). The margin δ is part of the claim: declare it before the data. Assumes the

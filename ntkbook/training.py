@@ -344,8 +344,9 @@ def train(
             kernel (1/n) Σ α α' + β² → Σ^(L) (notes §4.2), so training then is NNGP regression.
             (``record_ntk`` still records the NTK of all parameters.)
         output_scale: α > 0: train the model α f_θ instead of f_θ (its outputs, cost, d and
-            traced NTK α² Θ are those recorded). With α = 1/√n_{L-1}
-            (:func:`ntkbook.experiments.mup.mup_scale`) and the learning rate η n_{L-1} this is
+            traced NTK α² Θ are those recorded). With :math:`α = 1/\sqrt{n_{L-1}}`
+            (:func:`ntkbook.experiments.mup.mup_scale`) and the learning rate
+            :math:`η\, n_{L-1}` this is
             μP / mean-field training (Yang & Hu 2021, Table 3).
 
     Returns:

@@ -5,7 +5,7 @@ the deepest per seed (one backward sweep for every depth). :func:`theta_law` sam
 finite-width law of Θ(x, x) for bias-free ReLU networks (a function of 3(L − 1) + 1 scalars, no
 network), :func:`relative_variance` is the statistic R = n Var / mean², and
 :func:`first_order_law` / :func:`forward_law` its first-order and forward-norm values,
-(L − 1)(11L − 4)/(3L) and n((1 + 5/n)^{L−1} − 1).
+(L − 1)(11L − 4)/(3L) and n((1 + 5/n)^(L−1) − 1).
 """
 
 from __future__ import annotations

@@ -440,7 +440,7 @@ def linearisation_gap(
     the linearised model :math:`f_{\theta_0} + J_{\theta_0}(\theta - \theta_0)` trained by the
     same gradient descent moves exactly like :math:`g^{lin}` (function space), so it costs one
     N × N matrix. Reports :math:`\sup_t \mathrm{RMS}_x\lvert g_t - g^{lin}_t\rvert` (Lee et al.
-    2019 bound it by O(n^{-1/2})), the per-layer Jacobian sums at θ₀ (from the Jacobian that
+    2019 bound it by :math:`O(n^{-1/2})`), the per-layer Jacobian sums at θ₀ (from the Jacobian that
     gives Θ₀) and :func:`taylor_terms` of θ_T − θ₀. Seeds run together under ``jax.vmap``: one
     compilation per architecture.
 

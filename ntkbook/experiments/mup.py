@@ -2,7 +2,7 @@ r"""μP / mean-field training, where features are learned (Yang & Hu 2021; chapt
 
 :func:`mup_scale` is the factor :math:`1/\sqrt{n_{L-1}}` between the NTK-parametrised network
 and its μP counterpart, which :func:`ntkbook.training.train` trains with
-``output_scale=mup_scale(net)`` and the learning rate η n_{L-1};
+``output_scale=mup_scale(net)`` and the learning rate η·n with n = n_L−1 (the last hidden width);
 :func:`activation_flips` counts the hidden units whose preactivation changed sign, the units at
 which a ReLU network's Theorem 2 bound fails.
 """
@@ -37,8 +37,8 @@ def mup_scale(net: MLP) -> float:
             \big(f^{\mu P}_{\theta_k}(x_i) - y_i\big),
 
     which is ``training.train(x, y, net=net, params=params, lr=eta * n, output_scale=alpha)``
-    with α = ``mup_scale(net)`` and n = n_{L-1}: with η fixed every hidden unit moves by O(1)
-    as n → ∞ (features are learned), and the μP kernel
+    with α = ``mup_scale(net)`` and n = n_L−1 (the last hidden width): with η fixed every
+    hidden unit moves by O(1) as n → ∞ (features are learned), and the μP kernel
     :math:`\Theta^{\mu P} = \Theta^{ntk}/n_{L-1}` (the recorded ``ntk``) moves by O(1) of itself.
     The trajectory's ``t`` is then η n k.
 
